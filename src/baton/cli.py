@@ -1,0 +1,163 @@
+"""The command line: `baton serve` and one subcommand per operation (the CLI twin of every tool).
+
+`baton <operation> --param value ...` or `baton <operation> --json '{...}'` prints the result as
+JSON on stdout; a failure prints {"error": {"code", "message"}} on stderr and exits with
+2 invalid, 3 not_found, 4 conflict/invalid_transition, 5 busy, 1 anything else.
+This module never imports the MCP SDK (about a second of start-up); `serve` imports it lazily.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from baton import __version__
+from baton.errors import BatonError, InvalidInput
+from baton.operations import Operation, field_takes_json
+
+# Commands that are not operations; each lives in its own module, imported only when used.
+COMMANDS = {
+    "serve": "Run the MCP server on stdio (what MCP clients spawn).",
+    "demo": "Run a short orchestration through a real `baton serve` subprocess and print its dashboard.",
+}
+
+
+def _add_db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", default=argparse.SUPPRESS,
+        help="Database file (default: $BATON_DB, else the user data directory's baton/baton.db).",
+    )
+
+
+def _operation_parser(op: Operation, prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"{prog} {op.name}", description=op.description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_db_option(parser)
+    parser.add_argument("--json", dest="_json", metavar="OBJECT", help="All parameters as one JSON object.")
+    for name, field in op.input_model.model_fields.items():
+        flags = [f"--{name.replace('_', '-')}"] + ([f"--{name}"] if "_" in name else [])
+        kind = "JSON" if field_takes_json(field.annotation) else "TEXT"
+        required = " (required)" if field.is_required() else ""
+        parser.add_argument(*flags, dest=name, metavar=kind, default=argparse.SUPPRESS,
+                            help=f"{field.description or ''}{required}".strip())
+    return parser
+
+
+def _arguments(op: Operation, namespace: argparse.Namespace) -> dict[str, Any]:
+    values = vars(namespace)
+    arguments: dict[str, Any] = {}
+    if values.get("_json"):
+        try:
+            loaded = json.loads(values["_json"])
+        except ValueError as exc:
+            raise InvalidInput(f"--json is not valid JSON: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise InvalidInput("--json must be a JSON object")
+        arguments.update(loaded)
+    for name, field in op.input_model.model_fields.items():
+        if name not in values:
+            continue
+        raw = values[name]
+        if field_takes_json(field.annotation):
+            try:
+                raw = json.loads(raw)
+            except ValueError:
+                pass  # left as text: validation says what was expected
+        arguments[name] = raw
+    return arguments
+
+
+def _fail(exc: BatonError) -> int:
+    print(json.dumps(exc.as_json()), file=sys.stderr)
+    return exc.exit_code
+
+
+def run_operation(op: Operation, argv: Sequence[str], prog: str) -> int:
+    import anyio
+
+    from baton.paths import resolve_db_path
+    from baton.store import Store
+
+    namespace = _operation_parser(op, prog).parse_args(argv)
+    try:
+        arguments = _arguments(op, namespace)
+        op.parse(arguments)  # bad input is reported before the database is even opened
+
+        async def execute() -> str:
+            async with await Store.open(resolve_db_path(getattr(namespace, "db", None))) as store:
+                result = await op.run(store, arguments)
+            return result.model_dump_json(indent=2 if sys.stdout.isatty() else None)
+
+        output = anyio.run(execute)
+    except BatonError as exc:
+        return _fail(exc)
+    print(output)
+    return 0
+
+
+def _serve(argv: Sequence[str], prog: str) -> int:
+    parser = argparse.ArgumentParser(prog=f"{prog} serve", description=COMMANDS["serve"])
+    _add_db_option(parser)
+    parser.add_argument("--tools", default="core", help="core (default), all, or a comma-separated list of tools.")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    args = parser.parse_args(argv)
+    # stdout is the protocol: every log line goes to stderr.
+    logging.basicConfig(stream=sys.stderr, level=args.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from baton.paths import resolve_db_path
+    from baton.tools import select
+
+    try:
+        operations = select(args.tools)
+        db_path = resolve_db_path(getattr(args, "db", None))
+        logging.getLogger("baton").info("database: %s", db_path)
+        from baton.server import serve
+
+        serve(db_path, operations)
+    except BatonError as exc:
+        return _fail(exc)
+    return 0
+
+
+def _top_parser(prog: str, operations: dict[str, Operation]) -> argparse.ArgumentParser:
+    lines = [f"  {name:<26} {text}" for name, text in COMMANDS.items()]
+    lines += [f"  {op.name:<26} {op.summary[:90]}" for op in operations.values()]
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Baton: durable shared state for teams of AI coding agents.",
+        epilog="commands:\n" + "\n".join(lines) + f"\n\nRun `{prog} COMMAND --help` for a command's parameters.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"baton {__version__}")
+    parser.add_argument("command", nargs="?", help="a command from the list below")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    prog = "baton"
+    # `baton --db X op ...` is accepted as well as `baton op --db X ...`.
+    if len(args) >= 2 and args[0] == "--db":
+        args = [*args[2:], "--db", args[1]] if len(args) > 2 else args
+    command = args[0] if args and not args[0].startswith("-") else None
+    if command == "serve":
+        sys.exit(_serve(args[1:], prog))
+    if command == "demo":
+        from baton.demo import main as demo_main
+
+        sys.exit(demo_main(args[1:]))
+    from baton.tools import catalog
+
+    operations = catalog()
+    if command in operations:
+        sys.exit(run_operation(operations[command], args[1:], prog))
+    parser = _top_parser(prog, operations)
+    parsed = parser.parse_args(args)
+    if parsed.command is None:
+        parser.print_help()
+        sys.exit(0)
+    parser.error(f"unknown command {parsed.command!r}")

@@ -1,0 +1,143 @@
+"""Shared pydantic types: ids, agent types, pages and the base classes of every input and output.
+
+Inputs forbid unknown fields (a misspelt parameter is an error, not silently ignored); outputs
+are frozen. Validation that pydantic can declare lives here, not in handlers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+# Looks like an unfilled template: {SESSION_ID}, <session_id>, $GROUP_ID, ${...}, {{x}}, %s.
+_PLACEHOLDER = re.compile(r"[{}<>]|\$[A-Za-z_{]|%\(?[a-z_]*\)?s\b")
+RESERVED_GROUP_IDS = frozenset({"global", "session", "all", "default"})
+AGENT_ALIASES = {"pm": "project_manager"}
+KNOWN_AGENT_TYPES = (
+    "project_manager",
+    "orchestrator",
+    "developer",
+    "senior_software_engineer",
+    "qa_expert",
+    "tech_lead",
+    "investigator",
+    "requirements_engineer",
+    "validator",
+)
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+DEFAULT_MAX_CHARS = 2000
+MAX_MAX_CHARS = 20_000
+
+
+def reject_placeholder(value: Any) -> Any:
+    if isinstance(value, str) and _PLACEHOLDER.search(value):
+        raise ValueError(
+            f"{value!r} looks like an unfilled template placeholder; substitute the real value before calling"
+        )
+    return value
+
+
+def _normalise_agent_type(value: Any) -> Any:
+    value = reject_placeholder(value)
+    if isinstance(value, str):
+        value = value.strip().lower().replace("-", "_").replace(" ", "_")
+        return AGENT_ALIASES.get(value, value)
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+def _not_reserved_group(value: str) -> str:
+    if value.lower() in RESERVED_GROUP_IDS:
+        raise ValueError(f"group_id {value!r} is reserved ({', '.join(sorted(RESERVED_GROUP_IDS))})")
+    return value
+
+
+SessionId = Annotated[
+    str,
+    BeforeValidator(reject_placeholder),
+    Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+        description="Session id: 1-128 chars of [A-Za-z0-9_.:-], starting alphanumeric.",
+    ),
+]
+GroupId = Annotated[
+    str,
+    BeforeValidator(reject_placeholder),
+    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="Task group id."),
+]
+# A task group's own id: additionally not one of the reserved scope words.
+NewGroupId = Annotated[GroupId, AfterValidator(_not_reserved_group)]
+# Where a group id is a scope: a real group id or the reserved word `global`.
+GroupScope = Annotated[
+    str,
+    BeforeValidator(reject_placeholder),
+    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="Group id, or `global`."),
+]
+AgentType = Annotated[
+    str,
+    BeforeValidator(_normalise_agent_type),
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="Agent type in lower snake case, e.g. developer, qa_expert, tech_lead (`pm` = project_manager).",
+    ),
+]
+AgentId = Annotated[
+    str,
+    BeforeValidator(reject_placeholder),
+    Field(min_length=1, max_length=128, description="Instance id of the agent, e.g. developer_1."),
+]
+Project = Annotated[
+    str,
+    BeforeValidator(reject_placeholder),
+    Field(min_length=1, max_length=200, description="Project the session belongs to."),
+]
+IdempotencyKey = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        description="Retry-safety key: a repeat with the same key and payload returns the first result.",
+    ),
+]
+# Free text that must say something.
+Text = Annotated[str, AfterValidator(_not_blank)]
+Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description=f"Page size (max {MAX_LIMIT}).")]
+Cursor = Annotated[str, Field(max_length=200, description="`next_cursor` from the previous page.")]
+MaxChars = Annotated[
+    int,
+    Field(ge=50, le=MAX_MAX_CHARS, description="Long text fields are cut to this many characters."),
+]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+ItemT = TypeVar("ItemT", bound=BaseModel)
+
+
+class Page(Output, Generic[ItemT]):
+    items: list[ItemT]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` to get the next page; null at the end.")
+    truncated: bool = Field(False, description="True when the page was cut short to stay within the response budget.")
+
+
+class Items(Output, Generic[ItemT]):
+    items: list[ItemT]

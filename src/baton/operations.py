@@ -1,0 +1,183 @@
+"""The operation table: one declarative definition per operation.
+
+Each operation is an async handler `(store, args) -> output` in a `baton.tools` module, declared
+with `@operation(...)`. From this one table come the MCP tools (server.py), the CLI subcommands
+(cli.py) and the README tools table (docs.py). Nothing here imports the MCP SDK.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import inspect
+import json
+import types
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from pydantic import BaseModel, ValidationError
+
+from baton.errors import InvalidInput
+from baton.models import Input
+
+Profile = Literal["core", "full"]
+# Structured JSON of one tool result stays under this; the SDK also sends a text copy, so a whole
+# response stays under ~80k characters (Claude Code rejects results over 25k tokens).
+RESPONSE_BUDGET_CHARS = 38_000
+
+InT = TypeVar("InT", bound=Input)
+OutT = TypeVar("OutT", bound=BaseModel)
+Handler = Callable[[Any, Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    title: str
+    handler: Handler
+    input_model: type[Input]
+    output_model: type[BaseModel]
+    profile: Profile
+    read_only: bool
+    idempotent: bool
+
+    @property
+    def description(self) -> str:
+        return inspect.cleandoc(self.handler.__doc__ or self.title)
+
+    @property
+    def summary(self) -> str:
+        return self.description.split("\n\n")[0].replace("\n", " ")
+
+    def parse(self, raw: Mapping[str, Any] | None) -> Input:
+        return parse_arguments(self.input_model, raw or {})
+
+    async def run(self, store: Any, raw: Mapping[str, Any] | None) -> BaseModel:
+        result: BaseModel = await self.handler(store, self.parse(raw))
+        return result
+
+
+_REGISTRY: dict[str, Operation] = {}
+
+
+def operation(
+    name: str,
+    *,
+    title: str,
+    profile: Profile = "core",
+    read_only: bool = False,
+    idempotent: bool = False,
+) -> Callable[[Callable[[Any, InT], Awaitable[OutT]]], Callable[[Any, InT], Awaitable[OutT]]]:
+    """Declare a handler as the operation `name`; its annotations give the input and output models."""
+
+    def register(handler: Callable[[Any, InT], Awaitable[OutT]]) -> Callable[[Any, InT], Awaitable[OutT]]:
+        hints = get_type_hints(handler)
+        params = list(inspect.signature(handler).parameters)
+        if name in _REGISTRY:
+            raise RuntimeError(f"operation {name} declared twice")
+        _REGISTRY[name] = Operation(
+            name=name,
+            title=title,
+            handler=handler,
+            input_model=hints[params[1]],
+            output_model=hints["return"],
+            profile=profile,
+            read_only=read_only,
+            idempotent=idempotent,
+        )
+        return handler
+
+    return register
+
+
+def registry() -> dict[str, Operation]:
+    return _REGISTRY
+
+
+# -- argument parsing -------------------------------------------------------------------------
+
+
+def field_takes_json(annotation: Any) -> bool:
+    """True when a field's value is structured (number, bool, list, object) rather than plain text."""
+    origin = get_origin(annotation)
+    if origin is Union or origin is types.UnionType:
+        return any(field_takes_json(arg) for arg in get_args(annotation) if arg is not type(None))
+    if origin is not None and getattr(origin, "__name__", "") == "Annotated":
+        return field_takes_json(get_args(annotation)[0])
+    if origin is Literal:
+        return not all(isinstance(arg, str) for arg in get_args(annotation))
+    return annotation is not str
+
+
+def parse_arguments(model: type[InT], raw: Mapping[str, Any]) -> InT:
+    if not isinstance(raw, Mapping):
+        raise InvalidInput("arguments must be a JSON object")
+    data = dict(raw)
+    for field_name, field in model.model_fields.items():
+        value = data.get(field_name)
+        # Some clients send lists and objects as JSON text; accept that, as the SDK does.
+        if isinstance(value, str) and field_takes_json(field.annotation):
+            try:
+                parsed = json.loads(value)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(parsed, list | dict):
+                data[field_name] = parsed
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(describe_validation_error(exc, model)) from None
+
+
+def describe_validation_error(exc: ValidationError, model: type[BaseModel]) -> str:
+    parts = []
+    for error in exc.errors(include_url=False)[:8]:
+        where = ".".join(str(p) for p in error["loc"]) or "arguments"
+        if error["type"] == "extra_forbidden":
+            allowed = ", ".join(model.model_fields)
+            parts.append(f"unknown parameter {where!r} (allowed: {allowed})")
+        elif error["type"] == "missing":
+            parts.append(f"{where}: required")
+        else:
+            message = str(error["msg"]).removeprefix("Value error, ")
+            parts.append(f"{where}: {message}")
+    more = len(exc.errors()) - len(parts)
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts)[:2000]
+
+
+# -- response budgets and cursors -------------------------------------------------------------
+
+
+def cut_text(text: str | None, max_chars: int) -> tuple[str | None, bool]:
+    if text is None or len(text) <= max_chars:
+        return text, False
+    return text[:max_chars], True
+
+
+def fit_to_budget(items: list[OutT], budget: int = RESPONSE_BUDGET_CHARS) -> tuple[list[OutT], bool]:
+    """Keep the leading items whose JSON fits in the budget; say whether any were left out."""
+    used = 0
+    for index, item in enumerate(items):
+        used += len(item.model_dump_json()) + 1
+        if used > budget and index > 0:
+            return items[:index], True
+    return items, False
+
+
+def encode_cursor(position: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode()
+
+
+def decode_cursor(cursor: str | None) -> dict[str, Any]:
+    if not cursor:
+        return {}
+    try:
+        position = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, binascii.Error):
+        position = None
+    if not isinstance(position, dict):
+        raise InvalidInput("cursor is not one this server issued; pass next_cursor from the previous page")
+    return position

@@ -1,0 +1,126 @@
+"""MCP wiring: one tool per operation in the table, served over stdio.
+
+The only module that imports the MCP SDK. Each tool receives the raw arguments, which the
+operation validates with its own input model, so every bad input, including a wrong type or a
+missing field, becomes `invalid: ...` rather than the SDK's own wording. The published
+inputSchema is the input model's JSON schema; the outputSchema is the output model's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools.base import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, ConfigDict
+
+from baton import __version__
+from baton.errors import BatonError
+from baton.operations import Operation
+from baton.store import Store
+
+log = logging.getLogger("baton.server")
+
+INSTRUCTIONS = (
+    "Baton keeps the shared state of a team of coding agents: sessions, task groups, logs, "
+    "reasoning, success criteria, saved state, token usage. Create a session first; pass its "
+    "session_id to every other tool. Errors start with a stable code (invalid, not_found, conflict, "
+    "invalid_transition, busy). Writes accept idempotency_key so a retry never writes twice."
+)
+
+
+@dataclass
+class AppState:
+    store: Store
+
+
+class RawArguments(ArgModelBase):
+    """Hands the tool the arguments untouched; the operation's own model validates them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def model_dump_one_level(self) -> dict[str, Any]:
+        return {"arguments": dict(self.model_extra or {})}
+
+
+def _tool_for(operation: Operation) -> Tool:
+    async def call(arguments: dict[str, Any], ctx: Context[AppState]) -> BaseModel:
+        store = ctx.request_context.lifespan_context.store
+        try:
+            return await operation.run(store, arguments)
+        except BatonError as exc:
+            raise ToolError(str(exc)) from None
+        except Exception as exc:
+            # A bug, not bad input: keep the traceback in the log and tell the client something useful.
+            log.exception("tool %s failed", operation.name)
+            raise ToolError(f"internal: {type(exc).__name__}: {exc} (a Baton bug; the log has details)") from exc
+
+    schema = operation.input_model.model_json_schema()
+    schema.pop("title", None)
+    schema.pop("description", None)
+    return Tool(
+        fn=call,
+        name=operation.name,
+        title=operation.title,
+        description=operation.description,
+        parameters=schema,
+        fn_metadata=FuncMetadata(arg_model=RawArguments, output_model=operation.output_model),
+        is_async=True,
+        context_kwarg="ctx",
+        annotations=ToolAnnotations(
+            title=operation.title,
+            read_only_hint=operation.read_only,
+            destructive_hint=False,
+            idempotent_hint=operation.idempotent or operation.read_only,
+            open_world_hint=False,
+        ),
+    )
+
+
+def build_server(db_path: Path, operations: Sequence[Operation], store: Store | None = None) -> MCPServer[AppState]:
+    """An MCPServer exposing `operations`; the store is opened (and migrated) by the lifespan.
+
+    Pass an open `store` to share one (tests); otherwise the server opens `db_path` itself.
+    """
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        if store is not None:
+            yield AppState(store=store)
+            return
+        opened = await Store.open(db_path)
+        log.info("baton %s serving %d tools on %s (schema v%d)", __version__, len(operations), db_path,
+                 opened.schema_version)
+        try:
+            yield AppState(store=opened)
+        finally:
+            await opened.close()
+
+    return MCPServer(
+        "baton",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        tools=[_tool_for(op) for op in operations],
+    )
+
+
+def serve(db_path: Path, operations: Sequence[Operation]) -> None:
+    """Run on stdio until stdin closes. The schema is migrated before the first request is read."""
+    import anyio
+
+    # Migrate (and fail loudly) before speaking the protocol at all.
+    async def prepare() -> None:
+        store = await Store.open(db_path)
+        await store.close()
+
+    anyio.run(prepare)
+    build_server(db_path, operations).run()

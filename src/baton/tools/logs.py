@@ -1,0 +1,258 @@
+"""Logs: what agents said (interactions), why (reasoning) and what happened (events)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from baton.clock import utc_now
+from baton.models import (
+    DEFAULT_LIMIT,
+    DEFAULT_MAX_CHARS,
+    AgentId,
+    AgentType,
+    Cursor,
+    GroupScope,
+    IdempotencyKey,
+    Input,
+    Limit,
+    MaxChars,
+    Output,
+    Page,
+    SessionId,
+    Text,
+)
+from baton.operations import cut_text, decode_cursor, encode_cursor, fit_to_budget, operation
+from baton.redact import redact
+from baton.store import Store, fetch_all
+from baton.tools._common import MAX_CONTENT_CHARS, dump_object, load_json, require_session
+
+LogType = Literal["interaction", "reasoning", "event"]
+Phase = Literal["understanding", "approach", "decisions", "risks", "blockers", "pivot", "completion"]
+Confidence = Literal["high", "medium", "low"]
+Content = Annotated[Text, Field(max_length=MAX_CONTENT_CHARS, description="The text; secrets are redacted.")]
+Iteration = Annotated[int, Field(ge=0, le=1_000_000)]
+
+
+class LogWritten(Output):
+    log_id: int
+    session_id: str
+    timestamp: str
+    content_length: int
+    redacted: bool
+    idempotent: bool = Field(description="True when this was a retry: the first write's result, nothing new written.")
+
+
+class LogInteractionInput(Input):
+    session_id: SessionId
+    agent_type: AgentType
+    content: Content
+    agent_id: AgentId | None = None
+    group_id: GroupScope | None = None
+    iteration: Iteration | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+async def insert_log(store: Store, operation_name: str, fields: dict[str, Any], key: str | None) -> LogWritten:
+    """Insert one interaction or reasoning row (redacted), once per idempotency key."""
+    content, was_redacted = redact(fields["content"])
+    row = {**fields, "content": content, "content_length": len(content), "redacted": int(was_redacted)}
+    async with store.write() as conn:
+        await require_session(conn, fields["session_id"])
+
+        async def write() -> dict[str, Any]:
+            row["timestamp"] = utc_now()
+            columns = ", ".join(row)
+            marks = ", ".join("?" for _ in row)
+            cursor = await conn.execute(f"INSERT INTO logs ({columns}) VALUES ({marks})", tuple(row.values()))
+            return {
+                "log_id": cursor.lastrowid,
+                "session_id": row["session_id"],
+                "timestamp": row["timestamp"],
+                "content_length": row["content_length"],
+                "redacted": was_redacted,
+            }
+
+        result, replayed = await store.idempotent(
+            conn,
+            session_id=fields["session_id"],
+            operation=operation_name,
+            key=key,
+            payload=fields,
+            write=write,
+        )
+    return LogWritten(**result, idempotent=replayed)
+
+
+@operation("log-interaction", title="Log agent interaction")
+async def log_interaction(store: Store, args: LogInteractionInput) -> LogWritten:
+    """Record what an agent said or did in a session (secrets are redacted before storage)."""
+    fields = args.model_dump(exclude={"idempotency_key"})
+    return await insert_log(store, "log-interaction", {**fields, "log_type": "interaction"}, args.idempotency_key)
+
+
+class SaveReasoningInput(Input):
+    session_id: SessionId
+    agent_type: AgentType
+    phase: Phase
+    content: Content
+    group_id: GroupScope = "global"
+    agent_id: AgentId | None = None
+    iteration: Iteration | None = None
+    confidence: Confidence | None = None
+    references: Annotated[list[Annotated[str, Field(max_length=1000)]], Field(max_length=100)] | None = Field(
+        None, description="Files, URLs or log ids the reasoning relies on."
+    )
+    idempotency_key: IdempotencyKey | None = None
+
+
+@operation("save-reasoning", title="Save agent reasoning")
+async def save_reasoning(store: Store, args: SaveReasoningInput) -> LogWritten:
+    """Record an agent's reasoning for one phase (understanding, approach, decisions, risks, blockers,
+    pivot, completion) of its work on a group."""
+    fields = args.model_dump(exclude={"idempotency_key", "references"})
+    fields["refs"] = None if args.references is None else json.dumps(args.references)
+    return await insert_log(store, "save-reasoning", {**fields, "log_type": "reasoning"}, args.idempotency_key)
+
+
+class SaveEventInput(Input):
+    session_id: SessionId
+    event_type: Annotated[Text, Field(max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
+    payload: dict[str, Any]
+    group_id: GroupScope | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+class EventWritten(Output):
+    event_id: int
+    idempotent: bool
+
+
+@operation("save-event", title="Save event")
+async def save_event(store: Store, args: SaveEventInput) -> EventWritten:
+    """Record a structured event (e.g. a merge result or a review issue list) with a JSON payload."""
+    payload_text = dump_object(args.payload, "payload")
+    redacted_text, was_redacted = redact(payload_text)
+    async with store.write() as conn:
+        await require_session(conn, args.session_id)
+
+        async def write() -> dict[str, Any]:
+            cursor = await conn.execute(
+                "INSERT INTO logs (session_id, log_type, group_id, event_type, payload, content_length, redacted,"
+                " timestamp) VALUES (?, 'event', ?, ?, ?, 0, ?, ?)",
+                (args.session_id, args.group_id, args.event_type, redacted_text, int(was_redacted), utc_now()),
+            )
+            return {"event_id": cursor.lastrowid}
+
+        result, replayed = await store.idempotent(
+            conn,
+            session_id=args.session_id,
+            operation="save-event",
+            key=args.idempotency_key,
+            payload=args.model_dump(exclude={"idempotency_key"}),
+            write=write,
+        )
+    return EventWritten(**result, idempotent=replayed)
+
+
+class LogEntry(Output):
+    log_id: int
+    session_id: str
+    log_type: LogType
+    agent_type: str | None
+    agent_id: str | None
+    group_id: str | None
+    iteration: int | None
+    phase: Phase | None
+    confidence: Confidence | None
+    references: list[str] | None
+    event_type: str | None
+    payload: dict[str, Any] | None
+    content: str | None
+    content_length: int
+    truncated: bool = Field(description="True when content or payload was cut to max_chars.")
+    redacted: bool
+    timestamp: str
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row, max_chars: int) -> LogEntry:
+        content, content_cut = cut_text(row["content"], max_chars)
+        payload = load_json(row["payload"])
+        payload_cut = row["payload"] is not None and len(row["payload"]) > max_chars
+        if payload_cut:
+            payload = {"_truncated_json": row["payload"][:max_chars]}
+        return cls(
+            log_id=row["log_id"],
+            session_id=row["session_id"],
+            log_type=row["log_type"],
+            agent_type=row["agent_type"],
+            agent_id=row["agent_id"],
+            group_id=row["group_id"],
+            iteration=row["iteration"],
+            phase=row["phase"],
+            confidence=row["confidence"],
+            references=load_json(row["refs"]),
+            event_type=row["event_type"],
+            payload=payload,
+            content=content,
+            content_length=row["content_length"],
+            truncated=content_cut or payload_cut,
+            redacted=bool(row["redacted"]),
+            timestamp=row["timestamp"],
+        )
+
+
+# Cut long content in SQL so a page of MB-sized rows never leaves the database whole.
+LOG_COLUMNS = (
+    "log_id, session_id, log_type, agent_type, agent_id, group_id, iteration, phase, confidence, refs,"
+    " event_type, payload, substr(content, 1, :max_chars + 1) AS content, content_length, redacted, timestamp"
+)
+
+
+class GetLogsInput(Input):
+    session_id: SessionId
+    log_type: LogType | None = None
+    agent_type: AgentType | None = None
+    group_id: GroupScope | None = None
+    phase: Phase | None = None
+    after_id: Annotated[int, Field(ge=0, description="Only logs with log_id greater than this.")] | None = None
+    limit: Limit = DEFAULT_LIMIT
+    cursor: Cursor | None = None
+    max_chars: MaxChars = DEFAULT_MAX_CHARS
+
+
+@operation("get-logs", title="Get logs", read_only=True, idempotent=True)
+async def get_logs(store: Store, args: GetLogsInput) -> Page[LogEntry]:
+    """Read a session's logs oldest first (ascending log_id), filtered and paged."""
+    after = max(args.after_id or 0, int(decode_cursor(args.cursor).get("after", 0)))
+    where = ["session_id = :session_id", "log_id > :after"]
+    params: dict[str, Any] = {"session_id": args.session_id, "after": after, "max_chars": args.max_chars}
+    for column in ("log_type", "agent_type", "group_id", "phase"):
+        value = getattr(args, column)
+        if value is not None:
+            where.append(f"{column} = :{column}")
+            params[column] = value
+    params["limit"] = args.limit + 1
+    sql = f"SELECT {LOG_COLUMNS} FROM logs WHERE {' AND '.join(where)} ORDER BY log_id LIMIT :limit"
+    async with store.read() as conn:
+        await require_session(conn, args.session_id)
+        async with conn.execute(sql, params) as cursor:
+            rows = list(await cursor.fetchall())
+    items, cut = fit_to_budget([LogEntry.from_row(r, args.max_chars) for r in rows[: args.limit]])
+    more = cut or len(rows) > args.limit
+    next_cursor = encode_cursor({"after": items[-1].log_id}) if more and items else None
+    return Page[LogEntry](items=items, next_cursor=next_cursor, truncated=cut)
+
+
+async def recent_logs(conn: Any, session_id: str, limit: int, max_chars: int) -> list[LogEntry]:
+    """The newest `limit` logs of a session, newest first (for the dashboard)."""
+    rows = await fetch_all(
+        conn,
+        f"SELECT {LOG_COLUMNS.replace(':max_chars', '?')} FROM logs WHERE session_id = ?"
+        " ORDER BY log_id DESC LIMIT ?",
+        (max_chars, session_id, limit),
+    )
+    return [LogEntry.from_row(r, max_chars) for r in rows]

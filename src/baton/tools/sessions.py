@@ -1,0 +1,189 @@
+"""Sessions: one orchestration run, from requirements to a terminal status."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from baton.clock import utc_now
+from baton.errors import Conflict, InvalidTransition
+from baton.models import (
+    DEFAULT_LIMIT,
+    Cursor,
+    Input,
+    Limit,
+    Output,
+    Page,
+    Project,
+    SessionId,
+    Text,
+)
+from baton.operations import decode_cursor, encode_cursor, fit_to_budget, operation
+from baton.store import Store, fetch_all, fetch_one
+from baton.tools._common import dump_object, load_json, require_session
+
+SessionMode = Literal["simple", "parallel"]
+SessionStatus = Literal["active", "paused", "completed", "failed", "cancelled"]
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+# Allowed session transitions; the same status again is always a no-op.
+SESSION_TRANSITIONS: dict[str, frozenset[str]] = {
+    "active": frozenset({"paused", "completed", "failed", "cancelled"}),
+    "paused": frozenset({"active", "completed", "failed", "cancelled"}),
+    "completed": frozenset(),
+    "failed": frozenset(),
+    "cancelled": frozenset(),
+}
+
+
+class Session(Output):
+    session_id: str
+    project: str | None
+    mode: SessionMode
+    status: SessionStatus
+    requirements: str
+    initial_branch: str | None
+    metadata: dict[str, Any]
+    created_at: str
+    updated_at: str
+    ended_at: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Session:
+        return cls(
+            session_id=row["session_id"],
+            project=row["project"],
+            mode=row["mode"],
+            status=row["status"],
+            requirements=row["requirements"],
+            initial_branch=row["initial_branch"],
+            metadata=load_json(row["metadata"]),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            ended_at=row["ended_at"],
+        )
+
+
+class SessionCreated(Session):
+    created: bool = Field(description="False when an identical session already existed (a safe retry).")
+
+
+class CreateSessionInput(Input):
+    session_id: SessionId | None = Field(None, description="Omit to have a unique, sortable id generated.")
+    requirements: Annotated[Text, Field(min_length=1, max_length=200_000, description="What the user asked for.")]
+    mode: SessionMode = "simple"
+    project: Project | None = None
+    initial_branch: Annotated[str, Field(max_length=250)] | None = None
+    metadata: dict[str, Any] | None = Field(None, description="Free-form object, e.g. {\"testing_mode\": \"full\"}.")
+
+
+def new_session_id() -> str:
+    stamp = utc_now().replace("-", "").replace(":", "").replace(".", "")[:18]  # 20261122T054255123
+    return f"bt_{stamp}_{secrets.token_hex(4)}"
+
+
+@operation("create-session", title="Create session")
+async def create_session(store: Store, args: CreateSessionInput) -> SessionCreated:
+    """Start an orchestration session.
+
+    Idempotent on session_id: the same payload again returns the existing session with
+    created=false; a different payload for an existing id is a conflict.
+    """
+    session_id = args.session_id or new_session_id()
+    metadata = dump_object(args.metadata or {}, "metadata")
+    now = utc_now()
+    async with store.write() as conn:
+        existing = await fetch_one(conn, "SELECT * FROM sessions WHERE session_id = ?", (session_id,))
+        if existing is not None:
+            same = (
+                existing["requirements"] == args.requirements
+                and existing["mode"] == args.mode
+                and existing["project"] == args.project
+                and existing["initial_branch"] == args.initial_branch
+                and load_json(existing["metadata"]) == (args.metadata or {})
+            )
+            if not same:
+                raise Conflict(
+                    f"session {session_id!r} already exists with a different payload; "
+                    "use get-session to read it or choose another session_id"
+                )
+            return SessionCreated(**Session.from_row(existing).model_dump(), created=False)
+        await conn.execute(
+            "INSERT INTO sessions (session_id, project, mode, status, requirements, initial_branch, metadata,"
+            " created_at, updated_at) VALUES (?, ?, ?, 'active', ?, ?, ?, ?, ?)",
+            (session_id, args.project, args.mode, args.requirements, args.initial_branch, metadata, now, now),
+        )
+        row = await require_session(conn, session_id)
+    return SessionCreated(**Session.from_row(row).model_dump(), created=True)
+
+
+class GetSessionInput(Input):
+    session_id: SessionId
+
+
+@operation("get-session", title="Get session", read_only=True, idempotent=True)
+async def get_session(store: Store, args: GetSessionInput) -> Session:
+    """Read one session."""
+    async with store.read() as conn:
+        return Session.from_row(await require_session(conn, args.session_id))
+
+
+class ListSessionsInput(Input):
+    status: SessionStatus | None = None
+    project: Project | None = None
+    limit: Limit = DEFAULT_LIMIT
+    cursor: Cursor | None = None
+
+
+@operation("list-sessions", title="List sessions", read_only=True, idempotent=True)
+async def list_sessions(store: Store, args: ListSessionsInput) -> Page[Session]:
+    """List sessions, newest first, optionally filtered by status and project."""
+    where, params = ["rowid < ?"], [int(decode_cursor(args.cursor).get("before", 2**62))]
+    if args.status is not None:
+        where.append("status = ?")
+        params.append(args.status)
+    if args.project is not None:
+        where.append("project = ?")
+        params.append(args.project)
+    sql = f"SELECT rowid, * FROM sessions WHERE {' AND '.join(where)} ORDER BY rowid DESC LIMIT ?"
+    async with store.read() as conn:
+        rows = await fetch_all(conn, sql, (*params, args.limit + 1))
+    items, cut = fit_to_budget([Session.from_row(r) for r in rows[: args.limit]])
+    more = cut or len(rows) > args.limit
+    next_cursor = encode_cursor({"before": rows[len(items) - 1]["rowid"]}) if more and items else None
+    return Page[Session](items=items, next_cursor=next_cursor, truncated=cut)
+
+
+class UpdateSessionStatusInput(Input):
+    session_id: SessionId
+    status: SessionStatus
+    reason: Annotated[str, Field(max_length=10_000)] | None = None
+
+
+@operation("update-session-status", title="Update session status", idempotent=True)
+async def update_session_status(store: Store, args: UpdateSessionStatusInput) -> Session:
+    """Move a session to a new status.
+
+    completed, failed and cancelled are terminal (ended_at is set on entry); leaving a terminal
+    status is invalid_transition. Setting the current status again changes nothing.
+    """
+    async with store.write() as conn:
+        row = await require_session(conn, args.session_id)
+        current = row["status"]
+        if current == args.status:
+            return Session.from_row(row)
+        if args.status not in SESSION_TRANSITIONS[current]:
+            allowed = ", ".join(sorted(SESSION_TRANSITIONS[current])) or "none (terminal)"
+            raise InvalidTransition(
+                f"session {args.session_id!r} is {current}; it cannot become {args.status} (allowed: {allowed})"
+            )
+        now = utc_now()
+        ended_at = now if args.status in TERMINAL_STATUSES else None
+        await conn.execute(
+            "UPDATE sessions SET status = ?, status_reason = ?, updated_at = ?, ended_at = ? WHERE session_id = ?",
+            (args.status, args.reason, now, ended_at, args.session_id),
+        )
+        row = await require_session(conn, args.session_id)
+    return Session.from_row(row)

@@ -1,0 +1,105 @@
+"""Token usage per agent, group and model."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from baton.clock import utc_now
+from baton.models import AgentId, AgentType, GroupScope, IdempotencyKey, Input, Output, SessionId
+from baton.operations import operation
+from baton.store import Store, fetch_all, fetch_one
+from baton.tools._common import require_session
+
+TokenCount = Annotated[int, Field(ge=0, le=10**12)]
+
+
+class LogTokensInput(Input):
+    session_id: SessionId
+    agent_type: AgentType
+    input_tokens: TokenCount
+    output_tokens: TokenCount = 0
+    cache_read_tokens: TokenCount = 0
+    cache_write_tokens: TokenCount = 0
+    model: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    agent_id: AgentId | None = None
+    group_id: GroupScope | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+class TokensLogged(Output):
+    usage_id: int
+    idempotent: bool = False
+
+
+@operation("log-tokens", title="Log token usage")
+async def log_tokens(store: Store, args: LogTokensInput) -> TokensLogged:
+    """Record the tokens one agent call used (input, output, cache read, cache write)."""
+    row = args.model_dump(exclude={"idempotency_key"})
+    async with store.write() as conn:
+        await require_session(conn, args.session_id)
+
+        async def write() -> dict[str, Any]:
+            values = {**row, "timestamp": utc_now()}
+            cursor = await conn.execute(
+                f"INSERT INTO token_usage ({', '.join(values)}) VALUES ({', '.join('?' for _ in values)})",
+                tuple(values.values()),
+            )
+            return {"usage_id": cursor.lastrowid}
+
+        result, replayed = await store.idempotent(
+            conn, session_id=args.session_id, operation="log-tokens", key=args.idempotency_key, payload=row,
+            write=write,
+        )
+    return TokensLogged(**result, idempotent=replayed)
+
+
+class TokenSummaryInput(Input):
+    session_id: SessionId
+    by: Literal["agent_type", "agent_id", "group_id", "model"] = "agent_type"
+
+
+class TokenSummary(Output):
+    total: int = Field(description="Input + output + cache read + cache write tokens.")
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    by: dict[str, int] = Field(description="Total per key; rows without the key are under \"unknown\".")
+
+
+TOTAL = "input_tokens + output_tokens + cache_read_tokens + cache_write_tokens"
+
+
+async def token_summary_of(conn: Any, session_id: str, by: str) -> TokenSummary:
+    sums = await fetch_one(
+        conn,
+        "SELECT coalesce(sum(input_tokens), 0) AS i, coalesce(sum(output_tokens), 0) AS o,"
+        " coalesce(sum(cache_read_tokens), 0) AS cr, coalesce(sum(cache_write_tokens), 0) AS cw"
+        " FROM token_usage WHERE session_id = ?",
+        (session_id,),
+    )
+    assert sums is not None
+    groups = await fetch_all(
+        conn,
+        f"SELECT coalesce({by}, 'unknown') AS k, sum({TOTAL}) AS t FROM token_usage WHERE session_id = ?"
+        " GROUP BY k ORDER BY t DESC",
+        (session_id,),
+    )
+    return TokenSummary(
+        total=sums["i"] + sums["o"] + sums["cr"] + sums["cw"],
+        input_tokens=sums["i"],
+        output_tokens=sums["o"],
+        cache_read_tokens=sums["cr"],
+        cache_write_tokens=sums["cw"],
+        by={row["k"]: row["t"] for row in groups},
+    )
+
+
+@operation("token-summary", title="Token summary", read_only=True, idempotent=True)
+async def token_summary(store: Store, args: TokenSummaryInput) -> TokenSummary:
+    """Sum a session's token usage, in total and per agent type, agent, group or model."""
+    async with store.read() as conn:
+        await require_session(conn, args.session_id)
+        return await token_summary_of(conn, args.session_id, args.by)
