@@ -19,10 +19,21 @@ from baton import __version__
 from baton.errors import BatonError, InvalidInput
 from baton.operations import Operation, field_takes_json
 
-# Commands that are not operations; each lives in its own module, imported only when used.
-COMMANDS = {
-    "serve": "Run the MCP server on stdio (what MCP clients spawn).",
-    "demo": "Run a short orchestration through a real `baton serve` subprocess and print its dashboard.",
+# Commands that are not operations: name -> (module, summary). Each module has
+# `main(command: str, argv: list[str]) -> int` and is imported only when its command runs.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("baton.cli", "Run the MCP server on stdio (what MCP clients spawn)."),
+    "demo": ("baton.demo", "Run a short orchestration through a real `baton serve` and print its dashboard."),
+    "workflow": ("baton.workflow", "Load or export the routing table used by `route` (load FILE | export)."),
+    "import": ("baton.transfer.cli", "Import a BAZINGA database, state files or a session bundle."),
+    "export": ("baton.transfer.cli", "Export a session as a portable, versioned bundle."),
+    "sync": ("baton.transfer.cli", "Register or update every session bundle found in a directory."),
+    "merge": ("baton.transfer.cli", "Fold other Baton or BAZINGA databases into this one."),
+    "backup": ("baton.maintenance", "Online, consistent copy of the database."),
+    "restore": ("baton.maintenance", "Replace the database with a backup (keeps the replaced file)."),
+    "check": ("baton.maintenance", "Integrity and foreign-key checks, schema version, sizes."),
+    "prune": ("baton.maintenance", "Delete old sessions' logs (dry run unless --yes)."),
+    "vacuum": ("baton.maintenance", "Rebuild the file to reclaim free space."),
 }
 
 
@@ -100,7 +111,7 @@ def run_operation(op: Operation, argv: Sequence[str], prog: str) -> int:
 
 
 def _serve(argv: Sequence[str], prog: str) -> int:
-    parser = argparse.ArgumentParser(prog=f"{prog} serve", description=COMMANDS["serve"])
+    parser = argparse.ArgumentParser(prog=f"{prog} serve", description=COMMANDS["serve"][1])
     _add_db_option(parser)
     parser.add_argument("--tools", default="core", help="core (default), all, or a comma-separated list of tools.")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -123,8 +134,17 @@ def _serve(argv: Sequence[str], prog: str) -> int:
     return 0
 
 
+def _available(module: str) -> bool:
+    from importlib.util import find_spec
+
+    try:
+        return find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def _top_parser(prog: str, operations: dict[str, Operation]) -> argparse.ArgumentParser:
-    lines = [f"  {name:<26} {text}" for name, text in COMMANDS.items()]
+    lines = [f"  {name:<26} {text}" for name, (module, text) in COMMANDS.items() if _available(module)]
     lines += [f"  {op.name:<26} {op.summary[:90]}" for op in operations.values()]
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -146,10 +166,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     command = args[0] if args and not args[0].startswith("-") else None
     if command == "serve":
         sys.exit(_serve(args[1:], prog))
-    if command == "demo":
-        from baton.demo import main as demo_main
+    if command in COMMANDS:
+        from importlib import import_module
 
-        sys.exit(demo_main(args[1:]))
+        sys.exit(import_module(COMMANDS[command][0]).main(command, args[1:]))
     from baton.tools import catalog
 
     operations = catalog()
