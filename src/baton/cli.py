@@ -9,6 +9,7 @@ This module never imports the MCP SDK (about a second of start-up); `serve` impo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -74,10 +75,9 @@ def _arguments(op: Operation, namespace: argparse.Namespace) -> dict[str, Any]:
             continue
         raw = values[name]
         if field_takes_json(field.annotation):
-            try:
+            # Not JSON: left as text, and validation says what was expected.
+            with contextlib.suppress(ValueError):
                 raw = json.loads(raw)
-            except ValueError:
-                pass  # left as text: validation says what was expected
         arguments[name] = raw
     return arguments
 

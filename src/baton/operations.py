@@ -171,6 +171,14 @@ def encode_cursor(position: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode()
 
 
+def cursor_position(cursor: str | None, key: str, default: int) -> int:
+    """The integer position `key` stored in a cursor, or `default` when there is no cursor."""
+    value = decode_cursor(cursor).get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidInput("cursor is not one this operation issued; pass next_cursor from the previous page")
+    return value
+
+
 def decode_cursor(cursor: str | None) -> dict[str, Any]:
     if not cursor:
         return {}

@@ -84,6 +84,7 @@ class UpdateSuccessCriterionInput(Input):
 @operation("update-success-criterion", title="Update success criterion", idempotent=True)
 async def update_success_criterion(store: Store, args: UpdateSuccessCriterionInput) -> Criterion:
     """Set one criterion's status, with what was actually observed and the evidence."""
+    key: tuple[Any, ...]
     if args.criterion_id is not None:
         where, key = "criterion_id = ?", (args.criterion_id,)
     else:

@@ -70,7 +70,7 @@ class TaskGroup(Output):
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> TaskGroup:
-        data = {name: row[name] for name in cls.model_fields if name in row.keys()}
+        data = {name: row[name] for name in cls.model_fields if name in row.keys()}  # noqa: SIM118 (sqlite3.Row)
         data["specializations"] = load_json(row["specializations"])
         data["depends_on"] = load_json(row["depends_on"])
         data["security_sensitive"] = bool(row["security_sensitive"])
@@ -129,7 +129,8 @@ async def create_task_group(store: Store, args: CreateTaskGroupInput) -> TaskGro
 
 
 async def _require_group(conn: Any, session_id: str, group_id: str) -> sqlite3.Row:
-    row = await fetch_one(conn, "SELECT * FROM task_groups WHERE session_id = ? AND group_id = ?", (session_id, group_id))
+    sql = "SELECT * FROM task_groups WHERE session_id = ? AND group_id = ?"
+    row = await fetch_one(conn, sql, (session_id, group_id))
     if row is None:
         await require_session(conn, session_id)
         raise NotFound(f"task group {group_id!r} does not exist in session {session_id!r}; see get-task-groups")

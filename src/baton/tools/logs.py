@@ -25,7 +25,7 @@ from baton.models import (
     SessionId,
     Text,
 )
-from baton.operations import cut_text, decode_cursor, encode_cursor, fit_to_budget, operation
+from baton.operations import cursor_position, cut_text, encode_cursor, fit_to_budget, operation
 from baton.redact import redact
 from baton.store import Store, fetch_all
 from baton.tools._common import MAX_CONTENT_CHARS, dump_object, load_json, require_session
@@ -227,7 +227,7 @@ class GetLogsInput(Input):
 @operation("get-logs", title="Get logs", read_only=True, idempotent=True)
 async def get_logs(store: Store, args: GetLogsInput) -> Page[LogEntry]:
     """Read a session's logs oldest first (ascending log_id), filtered and paged."""
-    after = max(args.after_id or 0, int(decode_cursor(args.cursor).get("after", 0)))
+    after = max(args.after_id or 0, cursor_position(args.cursor, "after", 0))
     where = ["session_id = :session_id", "log_id > :after"]
     params: dict[str, Any] = {"session_id": args.session_id, "after": after, "max_chars": args.max_chars}
     for column in ("log_type", "agent_type", "group_id", "phase"):

@@ -21,7 +21,7 @@ from baton.models import (
     SessionId,
     Text,
 )
-from baton.operations import decode_cursor, encode_cursor, fit_to_budget, operation
+from baton.operations import cursor_position, encode_cursor, fit_to_budget, operation
 from baton.store import Store, fetch_all, fetch_one
 from baton.tools._common import dump_object, load_json, require_session
 
@@ -140,7 +140,8 @@ class ListSessionsInput(Input):
 @operation("list-sessions", title="List sessions", read_only=True, idempotent=True)
 async def list_sessions(store: Store, args: ListSessionsInput) -> Page[Session]:
     """List sessions, newest first, optionally filtered by status and project."""
-    where, params = ["rowid < ?"], [int(decode_cursor(args.cursor).get("before", 2**62))]
+    where: list[str] = ["rowid < ?"]
+    params: list[Any] = [cursor_position(args.cursor, "before", 2**62)]
     if args.status is not None:
         where.append("status = ?")
         params.append(args.status)

@@ -65,7 +65,10 @@ class SavedState(Output):
 
 async def latest_state(conn: Any, session_id: str, state_type: str, group_id: str = "global",
                        version: int | None = None) -> SavedState | None:
-    sql = "SELECT state, version, saved_at FROM state_snapshots WHERE session_id = ? AND state_type = ? AND group_id = ?"
+    sql = (
+        "SELECT state, version, saved_at FROM state_snapshots"
+        " WHERE session_id = ? AND state_type = ? AND group_id = ?"
+    )
     params: tuple[Any, ...] = (session_id, state_type, group_id)
     if version is not None:
         sql += " AND version = ?"
