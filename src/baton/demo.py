@@ -57,7 +57,8 @@ def _render(snapshot: dict[str, Any]) -> str:
         )
     lines.append(f"  success criteria: {criteria['met']}/{criteria['total']} met,"
                  f" ready_for_completion={criteria['ready_for_completion']}")
-    lines.append(f"  tokens: {snapshot['token_summary']['total']} total, by agent {snapshot['token_summary']['by_agent_type']}")
+    tokens = snapshot["token_summary"]
+    lines.append(f"  tokens: {tokens['total']} total, by agent {tokens['by_agent_type']}")
     lines.append(f"  reasoning by phase: {snapshot['reasoning']}   counts: {snapshot['counts']}")
     lines.append("  recent logs (newest first):")
     for entry in snapshot["recent_logs"]:
@@ -83,7 +84,10 @@ async def _run(db_path: str, as_json: bool) -> int:
         created = await client.call_tool("create-session", {
             "requirements": "Add password reset to the invoicing app", "mode": "parallel", "project": "baton-demo",
         })
-        session_id = created.structured_content["session_id"]  # type: ignore[index]
+        if created.is_error or not created.structured_content:
+            print(f"  create-session failed: {created.content}", file=sys.stderr)
+            return 1
+        session_id = created.structured_content["session_id"]
         print(f"  create-session -> {session_id}", file=out)
         for name, arguments in STEPS:
             result = await client.call_tool(name, {"session_id": session_id, **arguments})
