@@ -61,56 +61,49 @@ def _not_reserved_group(value: str) -> str:
     return value
 
 
+# Constraints first, then the BeforeValidator: it still runs first, and pydantic then keeps the
+# pattern in the published JSON schema (it drops it when the validator comes first).
 SessionId = Annotated[
     str,
+    Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"),
     BeforeValidator(reject_placeholder),
-    Field(
-        min_length=1,
-        max_length=128,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
-        description="Session id: 1-128 chars of [A-Za-z0-9_.:-], starting alphanumeric.",
-    ),
 ]
 GroupId = Annotated[
     str,
+    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
     BeforeValidator(reject_placeholder),
-    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="Task group id."),
 ]
 # A task group's own id: additionally not one of the reserved scope words.
 NewGroupId = Annotated[GroupId, AfterValidator(_not_reserved_group)]
 # Where a group id is a scope: a real group id or the reserved word `global`.
 GroupScope = Annotated[
     str,
-    BeforeValidator(reject_placeholder),
     Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="Group id, or `global`."),
+    BeforeValidator(reject_placeholder),
 ]
 AgentType = Annotated[
     str,
-    BeforeValidator(_normalise_agent_type),
     Field(
         min_length=1,
         max_length=64,
         pattern=r"^[a-z][a-z0-9_]*$",
-        description="Agent type in lower snake case, e.g. developer, qa_expert, tech_lead (`pm` = project_manager).",
+        description="e.g. developer, qa_expert, tech_lead, project_manager (alias pm).",
     ),
+    BeforeValidator(_normalise_agent_type),
 ]
 AgentId = Annotated[
     str,
+    Field(min_length=1, max_length=128, description="Agent instance, e.g. developer_1."),
     BeforeValidator(reject_placeholder),
-    Field(min_length=1, max_length=128, description="Instance id of the agent, e.g. developer_1."),
 ]
 Project = Annotated[
     str,
+    Field(min_length=1, max_length=200),
     BeforeValidator(reject_placeholder),
-    Field(min_length=1, max_length=200, description="Project the session belongs to."),
 ]
 IdempotencyKey = Annotated[
     str,
-    Field(
-        min_length=1,
-        max_length=200,
-        description="Retry-safety key: a repeat with the same key and payload returns the first result.",
-    ),
+    Field(min_length=1, max_length=200, description="Retry key: same key + payload returns the first result."),
 ]
 # Free text that must say something.
 Text = Annotated[str, AfterValidator(_not_blank)]

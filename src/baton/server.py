@@ -19,8 +19,8 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
-from mcp.types import ToolAnnotations
-from pydantic import BaseModel, ConfigDict
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import ConfigDict
 
 from baton import __version__
 from baton.errors import BatonError
@@ -51,28 +51,71 @@ class RawArguments(ArgModelBase):
         return {"arguments": dict(self.model_extra or {})}
 
 
+# Every tool schema costs the agent context on every request, so schemas carry what a model
+# needs and nothing else: no auto-generated titles, and output schemas one level deep.
+
+
+def _without_titles(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_titles(v) for k, v in node.items() if not (k == "title" and isinstance(v, str))}
+    if isinstance(node, list):
+        return [_without_titles(v) for v in node]
+    return node
+
+
+def input_schema(operation: Operation) -> dict[str, Any]:
+    schema: dict[str, Any] = _without_titles(operation.input_model.model_json_schema())
+    schema.pop("description", None)
+    return schema
+
+
+def _shallow(node: dict[str, Any]) -> dict[str, Any]:
+    """A property schema reduced to its JSON type(s): nested objects are just `object`."""
+    if "$ref" in node:
+        return {"type": "object"}
+    if "anyOf" in node:
+        return {"anyOf": [_shallow(branch) for branch in node["anyOf"]]}
+    return {k: node[k] for k in ("type", "enum") if k in node}
+
+
+def output_schema(operation: Operation) -> dict[str, Any]:
+    """A correct but shallow output schema: top-level fields and their types. The structured
+    result is still validated against the full pydantic model before it is sent."""
+    full = operation.output_model.model_json_schema()
+    return {
+        "type": "object",
+        "properties": {name: _shallow(prop) for name, prop in full["properties"].items()},
+        "required": full.get("required", []),
+    }
+
+
 def _tool_for(operation: Operation) -> Tool:
-    async def call(arguments: dict[str, Any], ctx: Context[AppState]) -> BaseModel:
+    async def call(arguments: dict[str, Any], ctx: Context[AppState]) -> CallToolResult:
         store = ctx.request_context.lifespan_context.store
         try:
-            return await operation.run(store, arguments)
+            result = await operation.run(store, arguments)
         except BatonError as exc:
             raise ToolError(str(exc)) from None
         except Exception as exc:
             # A bug, not bad input: keep the traceback in the log and tell the client something useful.
             log.exception("tool %s failed", operation.name)
             raise ToolError(f"internal: {type(exc).__name__}: {exc} (a Baton bug; the log has details)") from exc
+        # The text copy (for clients that ignore structured content) is compact JSON, not indented,
+        # so the whole response stays within the budget.
+        return CallToolResult(
+            content=[TextContent(type="text", text=result.model_dump_json())],
+            structured_content=result.model_dump(mode="json"),
+        )
 
-    schema = operation.input_model.model_json_schema()
-    schema.pop("title", None)
-    schema.pop("description", None)
     return Tool(
         fn=call,
         name=operation.name,
         title=operation.title,
         description=operation.description,
-        parameters=schema,
-        fn_metadata=FuncMetadata(arg_model=RawArguments, output_model=operation.output_model),
+        parameters=input_schema(operation),
+        fn_metadata=FuncMetadata(
+            arg_model=RawArguments, output_model=operation.output_model, output_schema=output_schema(operation)
+        ),
         is_async=True,
         context_kwarg="ctx",
         annotations=ToolAnnotations(
