@@ -63,30 +63,56 @@ def _without_titles(node: Any) -> Any:
     return node
 
 
+def _without_null_default(prop: dict[str, Any]) -> dict[str, Any]:
+    """`{"anyOf": [X, {"type": "null"}], "default": null}` -> X: an optional parameter is simply omitted."""
+    branches = prop.get("anyOf")
+    if prop.get("default", 0) is None and isinstance(branches, list) and len(branches) == 2 \
+            and {"type": "null"} in branches:
+        (kept,) = [b for b in branches if b != {"type": "null"}]
+        rest = {k: v for k, v in prop.items() if k not in ("anyOf", "default")}
+        return {**kept, **rest}
+    return prop
+
+
 def input_schema(operation: Operation) -> dict[str, Any]:
     schema: dict[str, Any] = _without_titles(operation.input_model.model_json_schema())
     schema.pop("description", None)
+    schema["properties"] = {name: _without_null_default(p) for name, p in schema["properties"].items()}
     return schema
+
+
+def _json_types(node: dict[str, Any]) -> list[str]:
+    if "$ref" in node:
+        return ["object"]
+    if "anyOf" in node:
+        return [t for branch in node["anyOf"] for t in _json_types(branch)]
+    return [node["type"]] if "type" in node else []
 
 
 def _shallow(node: dict[str, Any]) -> dict[str, Any]:
     """A property schema reduced to its JSON type(s): nested objects are just `object`."""
-    if "$ref" in node:
-        return {"type": "object"}
-    if "anyOf" in node:
-        return {"anyOf": [_shallow(branch) for branch in node["anyOf"]]}
-    return {k: node[k] for k in ("type", "enum") if k in node}
+    types = _json_types(node)
+    return {} if not types else {"type": types[0] if len(types) == 1 else types}
 
 
 def output_schema(operation: Operation) -> dict[str, Any]:
     """A correct but shallow output schema: top-level fields and their types. The structured
     result is still validated against the full pydantic model before it is sent."""
     full = operation.output_model.model_json_schema()
-    return {
-        "type": "object",
-        "properties": {name: _shallow(prop) for name, prop in full["properties"].items()},
-        "required": full.get("required", []),
-    }
+    return {"type": "object", "properties": {name: _shallow(prop) for name, prop in full["properties"].items()}}
+
+
+def _annotations(operation: Operation) -> ToolAnnotations:
+    # destructiveHint and idempotentHint only mean something for tools that write (the spec's
+    # defaults assume the worst, so writes say false/true explicitly). Nothing in Baton destroys.
+    if operation.read_only:
+        return ToolAnnotations(read_only_hint=True, open_world_hint=False)
+    return ToolAnnotations(
+        read_only_hint=False,
+        destructive_hint=False,
+        idempotent_hint=operation.idempotent,
+        open_world_hint=False,
+    )
 
 
 def _tool_for(operation: Operation) -> Tool:
@@ -118,13 +144,7 @@ def _tool_for(operation: Operation) -> Tool:
         ),
         is_async=True,
         context_kwarg="ctx",
-        annotations=ToolAnnotations(
-            title=operation.title,
-            read_only_hint=operation.read_only,
-            destructive_hint=False,
-            idempotent_hint=operation.idempotent or operation.read_only,
-            open_world_hint=False,
-        ),
+        annotations=_annotations(operation),
     )
 
 
