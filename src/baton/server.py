@@ -90,9 +90,15 @@ def _json_types(node: dict[str, Any]) -> list[str]:
 
 
 def _shallow(node: dict[str, Any]) -> dict[str, Any]:
-    """A property schema reduced to its JSON type(s): nested objects are just `object`."""
-    types = _json_types(node)
-    return {} if not types else {"type": types[0] if len(types) == 1 else types}
+    """A property schema reduced to its JSON type(s): nested objects are just `object`.
+
+    Several types are `anyOf` branches, never a `type` array: clients that map schemas onto a
+    single-type dialect (Gemini's OpenAPI subset) reject arrays; the Inspector's `--strict` flags them.
+    """
+    types = list(dict.fromkeys(_json_types(node)))
+    if len(types) > 1:
+        return {"anyOf": [{"type": t} for t in types]}
+    return {"type": types[0]} if types else {}
 
 
 def output_schema(operation: Operation) -> dict[str, Any]:
