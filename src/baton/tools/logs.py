@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from typing import Annotated, Any, Literal
@@ -9,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from baton.clock import utc_now
+from baton.errors import Conflict
 from baton.models import (
     DEFAULT_LIMIT,
     DEFAULT_MAX_CHARS,
@@ -27,7 +29,7 @@ from baton.models import (
 )
 from baton.operations import cursor_position, cut_text, encode_cursor, fit_to_budget, operation
 from baton.redact import redact
-from baton.store import Store, fetch_all
+from baton.store import Store, fetch_all, fetch_one
 from baton.tools._common import MAX_CONTENT_CHARS, dump_object, load_json, require_session
 
 LogType = Literal["interaction", "reasoning", "event"]
@@ -92,6 +94,141 @@ async def log_interaction(store: Store, args: LogInteractionInput) -> LogWritten
     """Record what an agent said or did in a session (secrets are redacted before storage)."""
     fields = args.model_dump(exclude={"idempotency_key"})
     return await insert_log(store, "log-interaction", {**fields, "log_type": "interaction"}, args.idempotency_key)
+
+
+class BatchEntry(Input):
+    agent_type: AgentType
+    content: Content
+    agent_id: AgentId | None = None
+    group_id: GroupScope | None = None
+    iteration: Iteration | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+MAX_BATCH = 1000
+
+
+class LogInteractionsInput(Input):
+    session_id: SessionId
+    entries: Annotated[list[BatchEntry], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class LogsWritten(Output):
+    session_id: str
+    count: int
+    log_ids: list[int] = Field(description="One per entry, in entry order.")
+    timestamp: str
+    redacted: list[int] = Field(description="Indexes of entries whose content had secrets redacted.")
+    idempotent: list[int] = Field(description="Indexes of entries that were retries: nothing new written for them.")
+
+
+def _request_hash(payload: dict[str, Any]) -> str:
+    # The same digest Store.idempotent computes, so a key is shared with log-interaction.
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@operation("log-interactions", title="Log many agent interactions", profile="full")
+async def log_interactions(store: Store, args: LogInteractionsInput) -> LogsWritten:
+    """Record many interactions of one session in one call and one transaction (up to 1000).
+
+    Each entry is what log-interaction takes, with the same redaction and idempotency: an
+    entry's idempotency_key is shared with log-interaction, so either may retry the other.
+    All entries are written or none."""
+    fields = [
+        {**entry.model_dump(exclude={"idempotency_key"}), "session_id": args.session_id, "log_type": "interaction"}
+        for entry in args.entries
+    ]
+    keys = [entry.idempotency_key for entry in args.entries]
+    rows = []
+    redacted_at = []
+    for index, entry in enumerate(fields):
+        content, was_redacted = redact(entry["content"])
+        rows.append({**entry, "content": content, "content_length": len(content), "redacted": int(was_redacted)})
+        if was_redacted:
+            redacted_at.append(index)
+    # aiosqlite costs a thread hop per statement, so the batch is a handful of statements, not one per entry.
+    async with store.write() as conn:
+        await require_session(conn, args.session_id)
+        stored = await _stored_keys(conn, args.session_id, {k for k in keys if k is not None})
+        results: list[dict[str, Any] | None] = [None] * len(rows)
+        replayed: list[int] = []
+        first_use: dict[str, int] = {}
+        fresh: list[int] = []
+        for index, key in enumerate(keys):
+            if key is None:
+                fresh.append(index)
+                continue
+            if key in stored:
+                earlier_hash = stored[key][0]
+            elif key in first_use:
+                earlier_hash = _request_hash(fields[first_use[key]])
+            else:
+                first_use[key] = index
+                fresh.append(index)
+                continue
+            if earlier_hash != _request_hash(fields[index]):
+                raise Conflict(
+                    f"idempotency_key {key!r} (entry {index}) was already used for log-interaction in session "
+                    f"{args.session_id} with a different payload; use a new key for a new write"
+                )
+            replayed.append(index)
+        timestamp = utc_now()
+        if fresh:
+            before = await fetch_one(conn, "SELECT coalesce(max(log_id), 0) FROM logs")
+            assert before is not None
+            columns = [*rows[0], "timestamp"]
+            await conn.executemany(
+                f"INSERT INTO logs ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+                [(*rows[i].values(), timestamp) for i in fresh],
+            )
+            # Under the write lock nobody else inserts, and ids only grow: the new rows are exactly these.
+            ids = [r[0] for r in await fetch_all(conn, "SELECT log_id FROM logs WHERE log_id > ? ORDER BY log_id",
+                                                 (before[0],))]
+            for index, log_id in zip(fresh, ids, strict=True):
+                results[index] = {
+                    "log_id": log_id,
+                    "session_id": args.session_id,
+                    "timestamp": timestamp,
+                    "content_length": rows[index]["content_length"],
+                    "redacted": bool(rows[index]["redacted"]),
+                }
+            await conn.executemany(
+                "INSERT INTO idempotency_keys (session_id, operation, key, request_hash, response, created_at) "
+                "VALUES (?, 'log-interaction', ?, ?, ?, ?)",
+                [
+                    (args.session_id, keys[i], _request_hash(fields[i]), json.dumps(results[i]), timestamp)
+                    for i in first_use.values()
+                ],
+            )
+        for index in replayed:
+            key = keys[index]
+            assert key is not None
+            results[index] = stored[key][1] if key in stored else results[first_use[key]]
+    log_ids = [r["log_id"] for r in results if r is not None]
+    return LogsWritten(
+        session_id=args.session_id,
+        count=len(log_ids),
+        log_ids=log_ids,
+        timestamp=timestamp,
+        redacted=redacted_at,
+        idempotent=replayed,
+    )
+
+
+async def _stored_keys(conn: Any, session_id: str, keys: set[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Already-used log-interaction keys among `keys`: key -> (request hash, first result)."""
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), 500):  # SQLite's default limit on bound parameters is far above 500
+        chunk = ordered[start : start + 500]
+        rows = await fetch_all(
+            conn,
+            "SELECT key, request_hash, response FROM idempotency_keys WHERE session_id = ?"
+            f" AND operation = 'log-interaction' AND key IN ({', '.join('?' for _ in chunk)})",
+            (session_id, *chunk),
+        )
+        found.update({row["key"]: (row["request_hash"], json.loads(row["response"])) for row in rows})
+    return found
 
 
 class SaveReasoningInput(Input):
