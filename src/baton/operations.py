@@ -14,6 +14,7 @@ import json
 import types
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from pydantic import BaseModel, ValidationError
@@ -36,11 +37,22 @@ class Operation:
     name: str
     title: str
     handler: Handler
-    input_model: type[Input]
-    output_model: type[BaseModel]
     profile: Profile
     read_only: bool
     idempotent: bool
+
+    # The models come from the handler's annotations, resolved on first use: resolving them all at
+    # import (generic pages build their validators) is most of a CLI run's own start-up cost.
+    @cached_property
+    def input_model(self) -> type[Input]:
+        hints = get_type_hints(self.handler)
+        model: type[Input] = hints[list(inspect.signature(self.handler).parameters)[1]]
+        return model
+
+    @cached_property
+    def output_model(self) -> type[BaseModel]:
+        model: type[BaseModel] = get_type_hints(self.handler)["return"]
+        return model
 
     @property
     def description(self) -> str:
@@ -72,16 +84,12 @@ def operation(
     """Declare a handler as the operation `name`; its annotations give the input and output models."""
 
     def register(handler: Callable[[Any, InT], Awaitable[OutT]]) -> Callable[[Any, InT], Awaitable[OutT]]:
-        hints = get_type_hints(handler)
-        params = list(inspect.signature(handler).parameters)
         if name in _REGISTRY:
             raise RuntimeError(f"operation {name} declared twice")
         _REGISTRY[name] = Operation(
             name=name,
             title=title,
             handler=handler,
-            input_model=hints[params[1]],
-            output_model=hints["return"],
             profile=profile,
             read_only=read_only,
             idempotent=idempotent,
