@@ -1,0 +1,88 @@
+"""Helpers for the core-server tests: table dumps, in-memory MCP clients, tool-result unpacking."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from mcp.client import Client
+from mcp.types import CallToolResult, TextContent
+
+from baton.server import build_server
+from baton.store import Store
+from baton.tools import select
+from tests.helpers import call
+
+# Every timestamp Baton writes: UTC ISO-8601 with milliseconds and Z.
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+CORE_TOOLS = frozenset({
+    "create-session", "get-session", "list-sessions", "update-session-status",
+    "log-interaction", "save-reasoning", "save-event", "get-logs",
+    "create-task-group", "update-task-group", "get-task-groups",
+    "save-success-criteria", "update-success-criterion", "get-success-criteria",
+    "save-state", "get-state", "log-tokens", "token-summary", "dashboard-snapshot", "health",
+})
+PLACEHOLDERS = ("{SESSION_ID}", "<session_id>", "$GROUP_ID", "${X}")
+Mode = Literal["legacy", "auto"]
+MODES: tuple[Mode, ...] = ("legacy", "auto")
+
+
+def dump_tables(db_path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table (sqlite_sequence included), read through a separate connection."""
+    conn = sqlite3.connect(db_path)
+    try:
+        names = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name"
+        )]
+        return {name: sorted(conn.execute(f'SELECT * FROM "{name}"').fetchall(), key=repr) for name in names}
+    finally:
+        conn.close()
+
+
+@contextmanager
+def unchanged(db_path: Path) -> Iterator[None]:
+    """Assert that the block leaves every table's contents exactly as they were."""
+    before = dump_tables(db_path)
+    yield
+    after = dump_tables(db_path)
+    changed = [name for name in before if before[name] != after.get(name)]
+    assert not changed, f"a failed write changed {changed}"
+
+
+async def new_session(store: Store, session_id: str = "s1", **arguments: Any) -> str:
+    arguments.setdefault("requirements", "build the thing")
+    created = await call(store, "create-session", session_id=session_id, **arguments)
+    return str(created["session_id"])
+
+
+@asynccontextmanager
+async def connected(store: Store, mode: Mode, tools: str = "core") -> AsyncIterator[Client]:
+    """An in-memory MCP client of a server sharing `store` (opened in the test body, not a fixture)."""
+    server = build_server(store.path, select(tools), store=store)
+    async with Client(server, mode=mode) as client:
+        yield client
+
+
+def result_text(result: CallToolResult) -> str:
+    return "".join(block.text for block in result.content if isinstance(block, TextContent))
+
+
+def ok(result: CallToolResult) -> dict[str, Any]:
+    """The structured content of a successful tool call."""
+    assert not result.is_error, result_text(result)
+    content: dict[str, Any] | None = result.structured_content
+    assert content is not None
+    return content
+
+
+def error_code(result: CallToolResult, tool: str) -> str:
+    """The stable code at the start of a failed tool call's text (after the SDK's prefix)."""
+    assert result.is_error, f"expected an error, got {result.structured_content}"
+    text = result_text(result)
+    prefix = f"Error executing tool {tool}: "
+    assert text.startswith(prefix), text
+    return text[len(prefix):].split(":", 1)[0]
