@@ -14,7 +14,7 @@ from mcp.types import CallToolResult, TextContent
 
 from baton.server import build_server
 from baton.store import Store
-from baton.tools import select
+from baton.tools import catalog, select
 from tests.helpers import call
 
 # Every timestamp Baton writes: UTC ISO-8601 with milliseconds and Z.
@@ -51,6 +51,12 @@ def unchanged(db_path: Path) -> Iterator[None]:
     after = dump_tables(db_path)
     changed = [name for name in before if before[name] != after.get(name)]
     assert not changed, f"a failed write changed {changed}"
+
+
+async def run(store: Store, operation: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Like helpers.call, for argument names that clash with call's own (`name`)."""
+    result: dict[str, Any] = (await catalog()[operation].run(store, arguments)).model_dump(mode="json")
+    return result
 
 
 async def new_session(store: Store, session_id: str = "s1", **arguments: Any) -> str:
