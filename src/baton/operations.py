@@ -118,9 +118,38 @@ def field_takes_json(annotation: Any) -> bool:
     return annotation is not str
 
 
+def _unencodable(value: Any, where: str = "arguments", depth: int = 0) -> str | None:
+    """Where a string that cannot be stored as UTF-8 (a lone surrogate such as "\\ud800") hides, if anywhere."""
+    if isinstance(value, str):
+        if value.isascii():
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where
+        return None
+    if depth > 50:
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found = _unencodable(key, where, depth + 1) or _unencodable(item, f"{where}.{key}", depth + 1)
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _unencodable(item, f"{where}[{index}]", depth + 1)
+            if found:
+                return found
+    return None
+
+
 def parse_arguments(model: type[InT], raw: Mapping[str, Any]) -> InT:
     if not isinstance(raw, Mapping):
         raise InvalidInput("arguments must be a JSON object")
+    bad = _unencodable(raw)
+    if bad is not None:
+        raise InvalidInput(f"{bad.removeprefix('arguments.')}: contains a lone UTF-16 surrogate, which is not valid "
+                           "Unicode text; send well-formed UTF-8")
     data = dict(raw)
     for field_name, field in model.model_fields.items():
         value = data.get(field_name)

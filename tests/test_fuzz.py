@@ -1,0 +1,166 @@
+"""Bad input at every tool, through a real MCP client: a success or a coded error, never a crash,
+never a partial write, and the server keeps serving."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from mcp.client import Client
+from mcp.client.stdio import StdioServerParameters
+
+from baton.tools import select
+from tests.helpers import cli_json, run_cli
+from tests.proof_helpers import (
+    EXPECTED_CODES,
+    GROUP,
+    HOSTILE_TEXT,
+    PROJECT,
+    SESSION,
+    DataVersion,
+    SyncClient,
+    error_code,
+    fingerprint,
+    sync_client,
+    text_of,
+    tool_arguments,
+)
+
+OPERATIONS = {op.name: op for op in select("all")}
+FUZZ = settings(max_examples=20, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+
+
+class Harness:
+    def __init__(self, client: SyncClient) -> None:
+        self.client = client
+        self.version = DataVersion(client.db_path)
+
+    def check(self, tool: str, arguments: dict[str, Any]) -> str | None:
+        """Call `tool`; return the error code (None on success) after checking the contract."""
+        before = self.version()
+        result = self.client.call(tool, arguments)
+        if result.is_error:
+            code = error_code(tool, result)
+            assert code in EXPECTED_CODES, f"{tool}({arguments!r:.300}) -> {text_of(result)[:500]}"
+            assert self.version() == before, f"{tool} failed with {code} but committed a change"
+            return code
+        assert isinstance(result.structured_content, dict), f"{tool}: success without a result object"
+        return None
+
+    def still_serves(self) -> None:
+        health = self.client.call("health", {})
+        assert not health.is_error, text_of(health)
+        got = self.client.call("get-session", {"session_id": SESSION})
+        assert not got.is_error, text_of(got)
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    db_path = tmp_path_factory.mktemp("fuzz") / "fuzz.db"
+    with sync_client(db_path) as client:
+        seeds: list[tuple[str, dict[str, Any]]] = [
+            ("create-session", {"session_id": SESSION, "requirements": "fuzz target", "project": PROJECT}),
+            ("create-task-group", {"session_id": SESSION, "group_id": GROUP, "name": "fuzzed group"}),
+            ("save-success-criteria", {"session_id": SESSION, "criteria": [{"criterion": "tests pass"}]}),
+            ("log-interaction", {"session_id": SESSION, "agent_type": "developer", "content": "hello"}),
+        ]
+        for tool, arguments in seeds:
+            result = client.call(tool, arguments)
+            assert not result.is_error, text_of(result)
+        harness = Harness(client)
+        yield harness
+        harness.version.close()
+
+
+@pytest.mark.parametrize("tool", sorted(OPERATIONS))
+@FUZZ
+@given(data=st.data())
+def test_every_tool_answers_bad_input_with_a_coded_error_and_writes_nothing(
+    harness: Harness, tool: str, data: st.DataObject
+) -> None:
+    """Malformed, mistyped, oversized, unicode-hostile and placeholder arguments: success or a stable code."""
+    arguments = data.draw(tool_arguments(OPERATIONS[tool]), label="arguments")
+    harness.check(tool, arguments)
+    harness.still_serves()
+
+
+@st.composite
+def call_sequences(draw: st.DrawFn) -> list[tuple[str, dict[str, Any]]]:
+    names = draw(st.lists(st.sampled_from(sorted(OPERATIONS)), min_size=2, max_size=6))
+    return [(name, draw(tool_arguments(OPERATIONS[name]))) for name in names]
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@given(sequence=call_sequences())
+def test_calls_in_any_order_keep_the_contract(harness: Harness, sequence: list[tuple[str, dict[str, Any]]]) -> None:
+    """Out-of-order calls (update before create, reads of what was never written) never crash the server."""
+    for tool, arguments in sequence:
+        harness.check(tool, arguments)
+    harness.still_serves()
+
+
+# Lone surrogates cannot cross a UTF-8 JSON transport at all: the client refuses to send them.
+SENDABLE_TEXT = [v for v in HOSTILE_TEXT if not any(0xD800 <= ord(c) <= 0xDFFF for c in v)]
+
+REJECTED: list[tuple[str, dict[str, Any], str]] = [
+    ("log-interaction", {"session_id": SESSION, "agent_type": "developer", "content": "x\ud800y"}, "invalid"),
+    ("log-interaction", {"session_id": "{SESSION_ID}", "agent_type": "developer", "content": "x"}, "invalid"),
+    ("log-interaction", {"session_id": "fz-missing", "agent_type": "developer", "content": "x"}, "not_found"),
+    ("save-reasoning", {"session_id": SESSION, "agent_type": "pm", "phase": "dreaming", "content": "x"}, "invalid"),
+    ("update-task-group", {"session_id": SESSION, "group_id": GROUP, "status": "merging"}, "invalid_transition"),
+    ("update-task-group", {"session_id": SESSION, "group_id": GROUP, "increment": {"qa_attempts": 1},
+                           "expected_status": "completed"}, "conflict"),
+    ("update-task-group", {"session_id": SESSION, "group_id": "nope", "increment": {"qa_attempts": 1}}, "not_found"),
+    ("save-success-criteria", {"session_id": SESSION, "criteria": [{"criterion": "ok one"}, {"criterion": ""}]},
+     "invalid"),
+    ("create-session", {"session_id": SESSION, "requirements": "a different payload"}, "conflict"),
+    ("log-tokens", {"session_id": SESSION, "agent_type": "developer", "input_tokens": -1}, "invalid"),
+    ("save-state", {"session_id": SESSION, "state_type": "pm", "state": {"big": "x" * 100_000}}, "invalid"),
+]
+
+
+@pytest.mark.parametrize(("tool", "arguments", "code"), REJECTED, ids=[f"{t}-{c}" for t, _, c in REJECTED])
+def test_a_rejected_call_leaves_the_database_dump_unchanged(
+    harness: Harness, tool: str, arguments: dict[str, Any], code: str
+) -> None:
+    """The whole dump (every row of every table) is identical before and after a rejected call."""
+    before = fingerprint(harness.client.db_path)
+    assert harness.check(tool, arguments) == code
+    assert fingerprint(harness.client.db_path) == before
+
+
+async def test_a_real_server_process_survives_hostile_input(tmp_path: Path) -> None:
+    """Over real stdio (JSON-RPC framing): hostile values at every tool, then the same process still serves."""
+    params = StdioServerParameters(command=sys.executable, args=[
+        "-m", "baton", "serve", "--db", str(tmp_path / "smoke.db"), "--tools", "all", "--log-level", "ERROR"])
+    async with Client(params) as client:
+        created = await client.call_tool("create-session", {"session_id": SESSION, "requirements": "smoke"})
+        assert not created.is_error, text_of(created)
+        pid = (await client.call_tool("health", {})).structured_content
+        for tool, op in OPERATIONS.items():
+            for index, value in enumerate(SENDABLE_TEXT):
+                arguments = {name: value for name in op.input_model.model_fields}
+                arguments["session_id"] = SESSION if index % 2 else value
+                result = await client.call_tool(tool, arguments)
+                if result.is_error:
+                    assert error_code(tool, result) in EXPECTED_CODES, text_of(result)[:500]
+        after = (await client.call_tool("health", {})).structured_content
+        assert pid is not None and after is not None and after["pid"] == pid["pid"]
+
+
+def test_cli_rejects_undecodable_bytes_in_arguments(db_path: Path) -> None:
+    """A non-UTF-8 byte in argv (a lone surrogate once decoded) is `invalid` with exit 2, not a traceback."""
+    cli_json(db_path, "create-session", "--session-id", SESSION, "--requirements", "cli bytes")
+    proc = run_cli(db_path, "log-interaction", "--session-id", SESSION, "--agent-type", "developer",
+                   "--content", "bad \udcff byte")
+    assert proc.returncode == 2, proc.stderr
+    assert json.loads(proc.stderr)["error"]["code"] == "invalid"
+    assert "surrogate" in proc.stderr
