@@ -142,9 +142,9 @@ async def test_health_describes_the_store(store: Store, db_path: Path) -> None:
     assert health["db_path"] == str(db_path) and Path(health["db_path"]).is_absolute()
     assert health["schema_version"] == latest_version()
     assert (health["journal_mode"], health["server_version"], health["pid"]) == ("wal", __version__, os.getpid())
-    assert health["db_bytes"] == db_path.stat().st_size > 0
-    wal = db_path.with_name(db_path.name + "-wal")
-    assert health["wal_bytes"] == (wal.stat().st_size if wal.exists() else 0)
+    assert health["db_bytes"] == (await anyio.Path(db_path).stat()).st_size > 0
+    wal = anyio.Path(str(db_path) + "-wal")
+    assert health["wal_bytes"] == ((await wal.stat()).st_size if await wal.exists() else 0)
     assert health["counts"] == {"sessions": 2, "logs": 12 + 1 + 4 + 1, "task_groups": 3, "success_criteria": 2,
                                 "token_usage": 3}
     with pytest.raises(InvalidInput):
