@@ -1,21 +1,339 @@
-"""Session bundles: `baton export`, `baton import bundle`, `baton sync` (being written)."""
+"""Session bundles: `baton export`, `baton import bundle`, `baton sync DIR [--watch]`.
+
+A bundle is one human-readable JSON file per session, `<dir>/<session_id>/state.json`:
+
+    {
+      "format": "baton-session-bundle",
+      "format_version": 1,
+      "session": {...},            # the Session fields, metadata as an object
+      "task_groups": [...],        # oldest first; JSON columns as JSON values
+      "success_criteria": [...],
+      "logs": [...],               # interactions, reasoning and events, in log order
+      "state_snapshots": [...],    # every saved version
+      "token_usage": [...]
+    }
+
+Database-local surrogate ids (log_id, criterion_id, snapshot_id, usage_id) are not written: the
+order of each list is the order of the rows, so a bundle imported into any database and
+exported again is byte-for-byte the same file. Nothing volatile (export time, host) is written.
+Full-profile rows (context packages, skill outputs, plans) are not in format 1: `import bundle
+--replace` and `sync` update the core rows of a session and leave those untouched.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import signal
+import sqlite3
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from baton.errors import BatonError
+from baton.errors import InvalidInput, NotFound
+from baton.transfer.common import Target, canonical_json, valid_session_id
 from baton.transfer.report import Report
+
+FORMAT = "baton-session-bundle"
+FORMAT_VERSION = 1
+SESSION_COLUMNS = ("session_id", "project", "mode", "status", "status_reason", "requirements", "initial_branch",
+                   "metadata", "created_at", "updated_at", "ended_at")
+# table -> (order column, columns written, JSON columns)
+CHILDREN: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "task_groups": ("seq", (
+        "group_id", "name", "status", "assigned_to", "complexity", "initial_tier", "specializations", "item_count",
+        "component_path", "security_sensitive", "depends_on", "review_status", "merge_status", "feature_branch",
+        "revision_count", "qa_attempts", "tl_review_attempts", "review_iteration", "no_progress_count",
+        "blocking_issues_count", "created_at", "updated_at"), ("specializations", "depends_on")),
+    "success_criteria": ("criterion_id", (
+        "criterion", "status", "actual", "evidence", "required_for_completion", "created_at", "updated_at"), ()),
+    "logs": ("log_id", (
+        "log_type", "agent_type", "agent_id", "group_id", "iteration", "phase", "confidence", "refs", "event_type",
+        "payload", "content", "content_length", "redacted", "timestamp"), ("refs", "payload")),
+    "state_snapshots": ("snapshot_id", ("state_type", "group_id", "version", "state", "saved_at"), ("state",)),
+    "token_usage": ("usage_id", (
+        "agent_type", "agent_id", "group_id", "model", "input_tokens", "output_tokens", "cache_read_tokens",
+        "cache_write_tokens", "timestamp"), ()),
+}
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+
+def export_session(conn: sqlite3.Connection, session_id: str) -> dict[str, Any]:
+    conn.row_factory = sqlite3.Row
+    row = conn.execute(f"SELECT {', '.join(SESSION_COLUMNS)} FROM sessions WHERE session_id = ?",
+                       (session_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"session {session_id!r} does not exist")
+    session = dict(row)
+    session["metadata"] = json.loads(session["metadata"])
+    bundle: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "session": session}
+    for table, (order, columns, json_columns) in CHILDREN.items():
+        items = []
+        for child in conn.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE session_id = ? ORDER BY {order}",
+                                  (session_id,)):
+            item = dict(child)
+            for column in json_columns:
+                if item[column] is not None:
+                    item[column] = json.loads(item[column])
+            items.append(item)
+        bundle[table] = items
+    return bundle
+
+
+def dumps(bundle: dict[str, Any]) -> str:
+    return json.dumps(bundle, indent=2, ensure_ascii=False) + "\n"
+
+
+def _read_connection(db: Path) -> sqlite3.Connection:
+    if not db.exists():
+        raise NotFound(f"{db} does not exist")
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
 
 
 def run_export(db: Path, args: Any) -> int:
-    raise BatonError("export is not implemented yet")
+    conn = _read_connection(db)
+    try:
+        conn.execute("BEGIN")  # every session from one consistent snapshot
+        ids = list(args.sessions)
+        if args.all:
+            sql, params = "SELECT session_id FROM sessions", tuple[str, ...]()
+            if args.project:
+                sql, params = sql + " WHERE project = ?", (args.project,)
+            ids += [r[0] for r in conn.execute(sql + " ORDER BY rowid", params) if r[0] not in ids]
+        if not ids:
+            raise InvalidInput("name at least one SESSION, or --all")
+        bundles = [(sid, dumps(export_session(conn, sid))) for sid in ids]
+    finally:
+        conn.close()
+    if args.to is None:
+        if len(bundles) > 1:
+            raise InvalidInput("several sessions: pass --to DIR (one SESSION/state.json each)")
+        sys.stdout.write(bundles[0][1])
+        return 0
+    to = Path(args.to).expanduser()
+    written = []
+    if to.suffix == ".json":
+        if len(bundles) > 1:
+            raise InvalidInput(f"{to} is one file; several sessions need --to DIR")
+        targets = [(bundles[0], to)]
+    else:
+        targets = [((sid, text), to / sid / "state.json") for sid, text in bundles]
+    for (sid, text), path in targets:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)  # a watcher never reads a half-written bundle
+        written.append({"session_id": sid, "path": str(path), "bytes": len(text.encode()),
+                        "sha256": hashlib.sha256(text.encode()).hexdigest()})
+    result = {"database": str(db), "format": FORMAT, "format_version": FORMAT_VERSION, "exported": written}
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+# -- import ---------------------------------------------------------------------------------------
+
+
+def find_bundles(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise NotFound(f"{path} does not exist")
+    return sorted(p for p in path.rglob("state.json") if p.is_file())
+
+
+def read_bundle(path: Path) -> dict[str, Any]:
+    try:
+        bundle = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"{path}: not a readable JSON file ({exc})") from exc
+    if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
+        raise InvalidInput(f"{path}: not a {FORMAT} file")
+    if bundle.get("format_version") != FORMAT_VERSION:
+        raise InvalidInput(f"{path}: format_version {bundle.get('format_version')!r}; this Baton reads "
+                           f"{FORMAT_VERSION}")
+    session = bundle.get("session")
+    if not isinstance(session, dict) or not valid_session_id(session.get("session_id")):
+        raise InvalidInput(f"{path}: no valid session.session_id")
+    for table in CHILDREN:
+        if not isinstance(bundle.get(table, []), list):
+            raise InvalidInput(f"{path}: {table} must be a list")
+    return bundle
+
+
+def load_bundle(target: Target, bundle: dict[str, Any], report: Report, *, on_conflict: str,
+                label: str) -> str:
+    """Insert (or replace, or rename) one session bundle; returns what happened."""
+    session = dict(bundle["session"])
+    sid = session["session_id"]
+    tables = {"sessions": report.table("sessions", "sessions")}
+    for table in CHILDREN:
+        tables[table] = report.table(table, table)
+    tables["sessions"].source_rows += 1
+    for table in CHILDREN:
+        tables[table].source_rows += len(bundle.get(table, []))
+    conn = target.db
+    exists = conn.execute("SELECT 1 FROM sessions WHERE session_id = ?", (sid,)).fetchone() is not None
+    outcome = "imported"
+    if exists:
+        current = export_session(conn, sid)
+        if current == _normalised(bundle):
+            for table, t in tables.items():
+                for _ in range(1 if table == "sessions" else len(bundle.get(table, []))):
+                    t.skip("session already in the target, identical")
+            return "unchanged"
+        if on_conflict == "skip":
+            report.violation("sessions", sid, f"{label}: a different session with this id exists",
+                             "skipped (use --replace, or merge --on-conflict rename)")
+            for table, t in tables.items():
+                for _ in range(1 if table == "sessions" else len(bundle.get(table, []))):
+                    t.skip("a different session with this id exists in the target")
+            return "conflict"
+        if on_conflict == "rename":
+            digest = hashlib.sha256(dumps(bundle).encode()).hexdigest()[:8]
+            new_id = f"{sid}.m{digest}"[-128:]
+            report.note(f"session {sid} from {label} differs from the target's: imported as {new_id}")
+            renamed = {**bundle, "session": {**session, "session_id": new_id}}
+            if conn.execute("SELECT 1 FROM sessions WHERE session_id = ?", (new_id,)).fetchone():
+                for table, t in tables.items():
+                    for _ in range(1 if table == "sessions" else len(bundle.get(table, []))):
+                        t.skip("already merged under its renamed id")
+                return f"renamed:{new_id} (already there)"
+            _insert(target, renamed, tables)
+            return f"renamed:{new_id}"
+        _delete_core(conn, sid)
+        outcome = "replaced"
+    _insert(target, bundle, tables, update=exists)
+    return outcome
+
+
+def _normalised(bundle: dict[str, Any]) -> dict[str, Any]:
+    return {key: bundle.get(key, []) for key in ("format", "format_version", "session", *CHILDREN)}
+
+
+def _delete_core(conn: sqlite3.Connection, sid: str) -> None:
+    for table in CHILDREN:
+        conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (sid,))
+    conn.execute("DELETE FROM idempotency_keys WHERE session_id = ? AND operation NOT LIKE 'import-%'", (sid,))
+
+
+def _insert(target: Target, bundle: dict[str, Any], tables: dict[str, Any], *, update: bool = False) -> None:
+    session = dict(bundle["session"])
+    sid = session["session_id"]
+    session["metadata"] = canonical_json(session.get("metadata") or {})
+    row = {c: session.get(c) for c in SESSION_COLUMNS}
+    if update:
+        sets = ", ".join(f"{c} = ?" for c in SESSION_COLUMNS if c != "session_id")
+        target.db.execute(f"UPDATE sessions SET {sets} WHERE session_id = ?",
+                          (*[row[c] for c in SESSION_COLUMNS if c != "session_id"], sid))
+    else:
+        target.insert("sessions", row)
+    tables["sessions"].imported += 1
+    for table, (_, columns, json_columns) in CHILDREN.items():
+        for item in bundle.get(table, []):
+            values = {c: item.get(c) for c in columns if c in item}
+            for column in json_columns:
+                if values.get(column) is not None:
+                    values[column] = canonical_json(values[column])
+            values["session_id"] = sid
+            target.insert(table, values)
+            tables[table].imported += 1
 
 
 def run_import_bundle(db: Path, args: Any) -> Report:
-    raise BatonError("import bundle is not implemented yet")
+    from baton.transfer.cli import finish
+
+    paths = find_bundles(Path(args.path))
+    report = Report("import bundle", str(args.path), str(db), args.dry_run)
+    bundles = []
+    for path in paths:
+        try:
+            bundles.append((path, read_bundle(path)))
+        except InvalidInput as exc:
+            report.violation("bundle", str(path), exc.message, "skipped")
+    with Target(db, dry_run=args.dry_run) as target:
+        for table in ("sessions", *CHILDREN):
+            report.table(table, table).target_before = target.count(table)
+        for path, bundle in bundles:
+            outcome = load_bundle(target, bundle, report, on_conflict="replace" if args.replace else "skip",
+                                  label=str(path))
+            report.note(f"{bundle['session']['session_id']}: {outcome} ({path})")
+        for table in ("sessions", *CHILDREN):
+            report.table(table, table).target_after = target.count(table)
+        return finish(report, target, strict=args.strict)
+
+
+# -- sync -----------------------------------------------------------------------------------------
+
+
+def sync_once(db: Path, paths: list[Path], *, dry_run: bool) -> Report:
+    """Every bundle is the truth for its session: insert, leave identical, or replace (one
+    transaction per session, so a long sync never holds the write lock for long)."""
+    report = Report("sync", ", ".join(str(p) for p in paths[:3]) + (" ..." if len(paths) > 3 else ""), str(db),
+                    dry_run)
+    with Target(db, dry_run=dry_run) as target:
+        for table in ("sessions", *CHILDREN):
+            report.table(table, table).target_before = target.count(table)
+        for path in paths:
+            try:
+                bundle = read_bundle(path)
+            except InvalidInput as exc:
+                report.violation("bundle", str(path), exc.message, "skipped")
+                continue
+            outcome = load_bundle(target, bundle, report, on_conflict="replace", label=str(path))
+            report.note(f"{bundle['session']['session_id']}: {outcome}")
+            if not dry_run:
+                target.chunk()
+        for table in ("sessions", *CHILDREN):
+            report.table(table, table).target_after = target.count(table)
+        target.finish(commit=True)
+        report.committed = not dry_run
+    return report
 
 
 def run_sync(db: Path, args: Any) -> int:
-    raise BatonError("sync is not implemented yet")
+    from baton.transfer.cli import print_reports
+
+    root = Path(args.path)
+    if not root.is_dir():
+        raise NotFound(f"{root} is not a directory")
+    seen = _signature(root)  # before the first pass: a file changing during it is synced again next scan
+    report = sync_once(db, sorted(seen), dry_run=args.dry_run)
+    print_reports([report], as_json=args.json)
+    if not args.watch:
+        return 0
+    stop = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stop:
+            time.sleep(max(0.05, args.interval))
+            now = _signature(root)
+            changed = sorted(p for p, sig in now.items() if seen.get(p) != sig)
+            seen = now
+            if changed:
+                report = sync_once(db, changed, dry_run=args.dry_run)
+                print_reports([report], as_json=args.json)
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _signature(root: Path) -> dict[Path, tuple[int, int]]:
+    found = {}
+    for path in find_bundles(root):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        found[path] = (stat.st_mtime_ns, stat.st_size)
+    return found
