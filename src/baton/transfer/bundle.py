@@ -196,7 +196,8 @@ def load_bundle(target: Target, bundle: dict[str, Any], report: Report, *, on_co
         if on_conflict == "rename":
             digest = hashlib.sha256(dumps(bundle).encode()).hexdigest()[:8]
             new_id = f"{sid}.m{digest}"[-128:]
-            report.note(f"session {sid} from {label} differs from the target's: imported as {new_id}")
+            report.violation("sessions", sid, f"{label}: a different session with this id exists",
+                             f"incoming session imported as {new_id} (id + hash of its content: deterministic)")
             renamed = {**bundle, "session": {**session, "session_id": new_id}}
             if conn.execute("SELECT 1 FROM sessions WHERE session_id = ?", (new_id,)).fetchone():
                 for table, t in tables.items():
