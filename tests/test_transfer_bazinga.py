@@ -266,16 +266,15 @@ def test_success_criteria(imported: Imported) -> None:
 
 
 def test_tokens_through_token_summary(imported: Imported) -> None:
-    totals = {}
-    for sid in imported.facts["sessions"]:
-        totals[sid] = cli_json(imported.db, "token-summary", "--session-id", sid)["total"]
-    assert list(totals.values()) == [202180, 177786, 276930]
-    assert sum(totals.values()) == 656896
-    by_agent = cli_json(imported.db, "token-summary", "--session-id", imported.a)["by"]
-    assert by_agent == {"developer": 26730, "project_manager": 23660, "qa_expert": 32730,
-                        "senior_software_engineer": 72410, "tech_lead": 42350, "validator": 4300}
-    assert imported.conn.execute("SELECT count(*) FROM token_usage WHERE session_id = ?",
-                                 (imported.a,)).fetchone()[0] == 13
+    totals = [imported.conn.execute("SELECT sum(input_tokens + output_tokens + cache_read_tokens"
+                                    " + cache_write_tokens), count(*) FROM token_usage WHERE session_id = ?",
+                                    (sid,)).fetchone() for sid in imported.facts["sessions"]]
+    assert [tuple(t) for t in totals] == [(202180, 13), (177786, 10), (276930, 16)]
+    assert sum(t[0] for t in totals) == 656896
+    summary = cli_json(imported.db, "token-summary", "--session-id", imported.a)  # through the operation
+    assert summary["total"] == 202180
+    assert summary["by"] == {"developer": 26730, "project_manager": 23660, "qa_expert": 32730,
+                             "senior_software_engineer": 72410, "tech_lead": 42350, "validator": 4300}
 
 
 def test_state_snapshots(imported: Imported) -> None:

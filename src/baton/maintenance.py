@@ -384,7 +384,10 @@ def main(command: str, argv: list[str]) -> int:
     try:
         db = resolve_db_path(args.db)
         if command == "backup":
-            result = backup(db, Path(args.to).expanduser().resolve() if args.to else None)
+            to = Path(args.to).expanduser().resolve() if args.to else None
+            if to is not None and args.to.endswith(("/", os.sep)):
+                to.mkdir(parents=True, exist_ok=True)  # `--to DIR/` names a directory even before it exists
+            result = backup(db, to)
         elif command == "restore":
             result = restore(db, Path(args.path).expanduser().resolve(), force=args.force)
         elif command == "check":

@@ -711,7 +711,7 @@ class BazingaImport:
             if name in SEED_TABLES:
                 reason = "BAZINGA's seeded workflow configuration: Baton ships its own (see `baton workflow`)"
             else:
-                reason = "no Baton table for it in this database's schema yet"
+                reason = "not mapped by this version of `import bazinga` yet (reported, not imported)"
             for _ in range(t.source_rows):
                 t.skip(reason)
 
