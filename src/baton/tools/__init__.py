@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 from baton.operations import Operation, registry
-from baton.tools import criteria, dashboard, groups, logs, sessions, state, tokens
+from baton.tools import (
+    context,
+    criteria,
+    dashboard,
+    groups,
+    learning,
+    logs,
+    plans,
+    projects,
+    routing,
+    search,
+    sessions,
+    skills,
+    state,
+    tokens,
+)
 
-_MODULES = (sessions, logs, groups, criteria, state, tokens, dashboard)
+_MODULES = (
+    sessions, logs, groups, criteria, state, tokens, dashboard,
+    context, skills, learning, plans, routing, search, projects,
+)
 
 
 def catalog() -> dict[str, Operation]:

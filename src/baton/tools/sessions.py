@@ -24,6 +24,7 @@ from baton.models import (
 from baton.operations import cursor_position, encode_cursor, fit_to_budget, operation
 from baton.store import Store, fetch_all, fetch_one
 from baton.tools._common import dump_object, load_json, require_session
+from baton.tools._domain import Timestamp
 
 SessionMode = Literal["simple", "parallel"]
 SessionStatus = Literal["active", "paused", "completed", "failed", "cancelled"]
@@ -133,13 +134,18 @@ async def get_session(store: Store, args: GetSessionInput) -> Session:
 class ListSessionsInput(Input):
     status: SessionStatus | None = None
     project: Project | None = None
+    created_after: Timestamp | None = Field(None, description="Only sessions created at or after this time.")
+    created_before: Timestamp | None = Field(None, description="Only sessions created before this time.")
+    has_failed_groups: bool | None = Field(
+        None, description="true: only sessions with a failed task group; false: only those without."
+    )
     limit: Limit = DEFAULT_LIMIT
     cursor: Cursor | None = None
 
 
 @operation("list-sessions", title="List sessions", read_only=True, idempotent=True)
 async def list_sessions(store: Store, args: ListSessionsInput) -> Page[Session]:
-    """List sessions, newest first, optionally filtered by status and project."""
+    """List sessions, newest first, optionally filtered by status, project, creation time and failed groups."""
     where: list[str] = ["rowid < ?"]
     params: list[Any] = [cursor_position(args.cursor, "before", 2**62)]
     if args.status is not None:
@@ -148,6 +154,16 @@ async def list_sessions(store: Store, args: ListSessionsInput) -> Page[Session]:
     if args.project is not None:
         where.append("project = ?")
         params.append(args.project)
+    if args.created_after is not None:
+        where.append("created_at >= ?")
+        params.append(args.created_after)
+    if args.created_before is not None:
+        where.append("created_at < ?")
+        params.append(args.created_before)
+    if args.has_failed_groups is not None:
+        failed = ("EXISTS (SELECT 1 FROM task_groups g WHERE g.session_id = sessions.session_id"
+                  " AND g.status = 'failed')")
+        where.append(failed if args.has_failed_groups else f"NOT {failed}")
     sql = f"SELECT rowid, * FROM sessions WHERE {' AND '.join(where)} ORDER BY rowid DESC LIMIT ?"
     async with store.read() as conn:
         rows = await fetch_all(conn, sql, (*params, args.limit + 1))

@@ -1,0 +1,102 @@
+"""Full-text search across sessions: interactions, reasoning, success criteria, context package summaries.
+
+The FTS5 index `search_index` is kept in sync by triggers on the source tables (migration 0002),
+so a row is searchable in the same transaction that wrote it; rows older than the index were
+backfilled by the migration.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from baton.errors import InvalidInput
+from baton.models import DEFAULT_LIMIT, AgentType, Cursor, Input, Limit, Output, Page, Project, SessionId
+from baton.operations import fit_to_budget, operation
+from baton.store import Store
+from baton.tools._domain import next_page, page_offset
+
+Kind = Literal["interaction", "reasoning", "criterion", "context_package"]
+# A snippet is a few words, but one "word" can be a megabyte of base64: cap it in characters too.
+SNIPPET_CHARS = 1000
+_WORD = re.compile(r"[\w]+", re.UNICODE)
+
+
+def fts_query(text: str) -> str:
+    """Plain words as an FTS5 query: every word must occur (prefix match on the last one).
+
+    Punctuation is dropped, so user text never becomes FTS5 syntax (quotes, AND/OR/NEAR, `-`, `:`)."""
+    words = _WORD.findall(text)
+    if not words:
+        raise InvalidInput("query has no words to search for")
+    quoted = [f'"{w}"' for w in words[:32]]
+    quoted[-1] += "*"
+    return " ".join(quoted)
+
+
+class SearchInput(Input):
+    query: Annotated[str, Field(min_length=1, max_length=500, description="Words to find (all must occur).")]
+    project: Project | None = None
+    session_id: SessionId | None = None
+    agent_type: AgentType | None = None
+    kinds: Annotated[list[Kind], Field(min_length=1, max_length=4)] | None = Field(
+        None, description="Only these sources (default: all)."
+    )
+    limit: Limit = DEFAULT_LIMIT
+    cursor: Cursor | None = None
+    snippet_words: Annotated[int, Field(ge=4, le=64)] = Field(24, description="Words of context in each snippet.")
+
+
+class SearchHit(Output):
+    kind: Kind
+    id: int = Field(description="log_id, criterion_id or package_id, by kind.")
+    session_id: str
+    project: str | None
+    agent_type: str | None
+    group_id: str | None
+    snippet: str = Field(description="The matching passage, matches wrapped in [ ].")
+    score: float = Field(description="BM25 relevance; lower is better (results are sorted by it).")
+
+
+@operation("search", title="Search", profile="full", read_only=True, idempotent=True)
+async def search(store: Store, args: SearchInput) -> Page[SearchHit]:
+    """Full-text search over interactions, reasoning, success criteria and context package summaries, across sessions.
+
+    Every word must occur (stemmed; the last word also matches as a prefix). Filter by project,
+    session_id, agent_type and kinds. Best matches first, each with a short snippet."""
+    offset = page_offset(args.cursor)
+    where = ["search_index MATCH :query"]
+    params: dict[str, Any] = {"query": fts_query(args.query), "limit": args.limit + 1, "offset": offset,
+                              "words": args.snippet_words}
+    if args.project is not None:
+        where.append("s.project = :project")
+        params["project"] = args.project
+    if args.session_id is not None:
+        where.append("i.session_id = :session_id")
+        params["session_id"] = args.session_id
+    if args.agent_type is not None:
+        where.append("i.agent_type = :agent_type")
+        params["agent_type"] = args.agent_type
+    if args.kinds is not None:
+        names = {f"kind{n}": kind for n, kind in enumerate(args.kinds)}
+        where.append(f"i.kind IN ({', '.join(':' + n for n in names)})")
+        params.update(names)
+    sql = (
+        "SELECT i.kind, i.source_id, i.session_id, s.project, i.agent_type, i.group_id,"
+        " snippet(search_index, 0, '[', ']', '…', :words) AS snippet, bm25(search_index) AS score"
+        " FROM search_index i JOIN sessions s ON s.session_id = i.session_id"
+        f" WHERE {' AND '.join(where)} ORDER BY score, i.rowid DESC LIMIT :limit OFFSET :offset"
+    )
+    async with store.read() as conn, conn.execute(sql, params) as cursor:
+        rows = list(await cursor.fetchall())
+    hits = [
+        SearchHit(kind=r["kind"], id=r["source_id"], session_id=r["session_id"], project=r["project"],
+                  agent_type=r["agent_type"], group_id=r["group_id"], snippet=r["snippet"][:SNIPPET_CHARS],
+                  score=r["score"])
+        for r in rows[: args.limit]
+    ]
+    items, over = fit_to_budget(hits)
+    more = over or len(rows) > args.limit
+    return Page[SearchHit](items=items, next_cursor=next_page(offset, len(items), more), truncated=over)
