@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import anyio
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]  # no stubs installed; used for one validate() call
 import pytest
 from mcp.client import Client
 
