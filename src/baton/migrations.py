@@ -90,9 +90,9 @@ def migrate(path: Path, migrations: list[Migration] | None = None) -> int:
             return _migrate_locked(path, migrations, target)
     except Timeout as exc:
         raise StorageError(f"{path}: another process held the migration lock for {LOCK_TIMEOUT_S:.0f}s") from exc
-    except PermissionError as exc:
+    except OSError as exc:  # PermissionError, or EROFS on a read-only mount (which root cannot bypass)
         raise StorageError(
-            f"{path}: cannot create the database or its lock file ({exc.strerror}); "
+            f"{path}: cannot create the database or its lock file {exc.filename or ''} ({exc.strerror}); "
             "make the directory writable or choose another --db / BATON_DB"
         ) from exc
     except sqlite3.Error as exc:
