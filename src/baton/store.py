@@ -105,7 +105,7 @@ class Store:
                 yield conn
             except BaseException as exc:
                 with anyio.CancelScope(shield=True):
-                    await conn.execute("ROLLBACK")
+                    await self._rollback(conn)
                 if isinstance(exc, sqlite3.Error):
                     raise self._storage_error(exc) from exc
                 raise
@@ -113,9 +113,18 @@ class Store:
                 try:
                     await conn.execute("COMMIT")
                 except sqlite3.Error as exc:
-                    if conn.in_transaction:
-                        await conn.execute("ROLLBACK")
+                    await self._rollback(conn)
                     raise self._storage_error(exc) from exc
+
+    @staticmethod
+    async def _rollback(conn: aiosqlite.Connection) -> None:
+        # SQLite rolls back by itself on some errors (SQLITE_FULL, IOERR): then there is nothing to undo,
+        # and a ROLLBACK would fail and hide the real error.
+        if conn.in_transaction:
+            try:
+                await conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.exception("ROLLBACK failed on %s", conn)
 
     async def _begin_immediate(self, conn: aiosqlite.Connection) -> None:
         for attempt in range(1, BEGIN_ATTEMPTS + 1):
@@ -143,7 +152,12 @@ class Store:
                     yield conn
                 finally:
                     with anyio.CancelScope(shield=True):
-                        await conn.execute("COMMIT")
+                        # Nothing was written: ending the snapshot cannot lose anything, and an error here
+                        # (a corrupt page the body already hit) must not hide the body's own error.
+                        await self._rollback(conn)
+            except sqlite3.Error as exc:
+                # Corrupt pages, I/O errors, a full disk: name the file and say what to do, not "internal".
+                raise self._storage_error(exc) from exc
             finally:
                 self._readers.append(conn)
 
