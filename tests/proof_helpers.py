@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -186,3 +187,90 @@ def arguments_for(schema: dict[str, Any], defs: dict[str, Any]) -> st.SearchStra
 def tool_arguments(operation: Operation) -> st.SearchStrategy[dict[str, Any]]:
     schema = input_schema(operation)
     return arguments_for(schema, schema.get("$defs", {}))
+
+
+# -- processes and mounts ------------------------------------------------------------------------
+
+
+def stderr_error(stderr: str) -> dict[str, str]:
+    """The `{"error": {...}}` object a failing `baton` process printed on stderr ({} if none)."""
+    import json
+
+    for line in reversed(stderr.strip().splitlines()):
+        try:
+            loaded = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(loaded, dict) and isinstance(loaded.get("error"), dict):
+            return {str(k): str(v) for k, v in loaded["error"].items()}
+    return {}
+
+
+def run_serve(db_path: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`baton serve` with stdin closed: it either fails at start-up or serves until EOF and exits 0."""
+    from tests.helpers import cli_env, serve_command
+
+    return subprocess.run(serve_command(db_path), env=cli_env(db_path), stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(command), capture_output=True, text=True, timeout=30, check=False)
+
+
+@contextmanager
+def read_only_mount(directory: Path) -> Iterator[None]:
+    """`directory` bind-mounted read-only over itself (EROFS, which even root cannot write through)."""
+    import pytest
+
+    directory.mkdir(parents=True, exist_ok=True)
+    if _run("mount", "--bind", str(directory), str(directory)).returncode != 0:
+        pytest.skip("cannot bind-mount (needs root and mount privileges in this container)")
+    try:
+        done = _run("mount", "-o", "remount,ro,bind", str(directory))
+        assert done.returncode == 0, done.stderr
+        yield
+    finally:
+        _run("umount", str(directory))
+
+
+@contextmanager
+def small_tmpfs(directory: Path, size: str = "2m") -> Iterator[None]:
+    """A tiny tmpfs at `directory`, so the disk really fills up."""
+    import pytest
+
+    directory.mkdir(parents=True, exist_ok=True)
+    mounted = _run("mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory))
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs to fill a disk ({mounted.stderr.strip()}); needs root")
+    try:
+        yield
+    finally:
+        _run("umount", "-l", str(directory))
+
+
+@contextmanager
+def immutable(path: Path) -> Iterator[None]:
+    """`chattr +i`: the file cannot be opened for writing, by root either."""
+    import pytest
+
+    done = _run("chattr", "+i", str(path))
+    if done.returncode != 0:
+        pytest.skip(f"chattr +i is not supported here ({done.stderr.strip()})")
+    try:
+        yield
+    finally:
+        _run("chattr", "-i", str(path))
+
+
+def fill_disk(directory: Path) -> Path:
+    """Write a filler file until the filesystem under `directory` has no space left."""
+    filler = directory / "filler"
+    with filler.open("wb", buffering=0) as out:
+        block = b"\0" * 4096
+        try:
+            while out.write(block):
+                pass
+        except OSError:  # ENOSPC: the point
+            pass
+    return filler
