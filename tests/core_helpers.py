@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -15,7 +17,7 @@ from mcp.types import CallToolResult, TextContent
 from baton.server import build_server
 from baton.store import Store
 from baton.tools import catalog, select
-from tests.helpers import call
+from tests.helpers import call, cli_env
 
 # Every timestamp Baton writes: UTC ISO-8601 with milliseconds and Z.
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -51,6 +53,17 @@ def unchanged(db_path: Path) -> Iterator[None]:
     after = dump_tables(db_path)
     changed = [name for name in before if before[name] != after.get(name)]
     assert not changed, f"a failed write changed {changed}"
+
+
+def run_cli_at_once(db_path: Path, *argvs: list[str]) -> list[subprocess.CompletedProcess[str]]:
+    """Start `python -m baton ARGV` for every argv at the same moment; wait for all of them."""
+    procs = [subprocess.Popen([sys.executable, "-m", "baton", *argv], env=cli_env(db_path), text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for argv in argvs]
+    finished = []
+    for argv, proc in zip(argvs, procs, strict=True):
+        out, err = proc.communicate(timeout=120)
+        finished.append(subprocess.CompletedProcess(argv, proc.returncode, out, err))
+    return finished
 
 
 async def run(store: Store, operation: str, arguments: dict[str, Any]) -> dict[str, Any]:
