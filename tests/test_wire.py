@@ -79,7 +79,9 @@ def _check_tools(tools: list[dict[str, Any]]) -> None:
         assert TOOL_NAME.match(tool["name"]) and tool["description"]
         assert tool["inputSchema"]["type"] == "object" and isinstance(tool["inputSchema"]["properties"], dict)
         assert tool["outputSchema"]["type"] == "object"
-        assert set(tool["annotations"]) >= {"readOnlyHint", "openWorldHint"}
+        hints = tool["annotations"]
+        assert hints["openWorldHint"] is False
+        assert hints.get("readOnlyHint") is True or hints["destructiveHint"] is False
 
 
 def _check_call_result(result: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ inputSchema is the input model's JSON schema; the outputSchema is the output mod
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -77,8 +78,18 @@ def _without_null_default(prop: dict[str, Any]) -> dict[str, Any]:
 def input_schema(operation: Operation) -> dict[str, Any]:
     schema: dict[str, Any] = _without_titles(operation.input_model.model_json_schema())
     schema.pop("description", None)
-    schema["properties"] = {name: _without_null_default(p) for name, p in schema["properties"].items()}
+    schema["properties"] = {
+        name: _without_implied_min_length(_without_null_default(p)) for name, p in schema["properties"].items()
+    }
     return schema
+
+
+def _without_implied_min_length(prop: dict[str, Any]) -> dict[str, Any]:
+    """`minLength: 1` says nothing that a `pattern` rejecting the empty string does not already say."""
+    pattern = prop.get("pattern")
+    if prop.get("minLength") == 1 and isinstance(pattern, str) and re.search(pattern, "") is None:
+        return {k: v for k, v in prop.items() if k != "minLength"}
+    return prop
 
 
 def _json_types(node: dict[str, Any]) -> list[str]:
@@ -109,14 +120,14 @@ def output_schema(operation: Operation) -> dict[str, Any]:
 
 
 def _annotations(operation: Operation) -> ToolAnnotations:
-    # destructiveHint and idempotentHint only mean something for tools that write (the spec's
-    # defaults assume the worst, so writes say false/true explicitly). Nothing in Baton destroys.
+    # destructiveHint and idempotentHint only mean something for tools that write. Only hints that
+    # differ from the spec's defaults (readOnly false, destructive true, idempotent false, openWorld
+    # true) are sent: a default costs context on every request and says nothing. Nothing in Baton destroys.
     if operation.read_only:
         return ToolAnnotations(read_only_hint=True, open_world_hint=False)
     return ToolAnnotations(
-        read_only_hint=False,
         destructive_hint=False,
-        idempotent_hint=operation.idempotent,
+        idempotent_hint=True if operation.idempotent else None,
         open_world_hint=False,
     )
 
