@@ -14,14 +14,15 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import ConfigDict
+from pydantic import BaseModel, ConfigDict
 
 from baton import __version__
 from baton.errors import BatonError
@@ -92,21 +93,38 @@ def _without_implied_min_length(prop: dict[str, Any]) -> dict[str, Any]:
     return prop
 
 
-def _json_types(node: dict[str, Any]) -> list[str]:
-    if "$ref" in node:
+_SCALAR_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null"}
+
+
+def json_types(annotation: Any) -> list[str]:
+    """The JSON types a field with this annotation is serialised as (nested models are `object`).
+
+    Read from the annotation rather than from `model_json_schema()`: generating every output
+    model's full JSON schema only to keep its top level was a tenth of the server's start-up.
+    """
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return json_types(get_args(annotation)[0])
+    if origin is Union or origin is UnionType:
+        return [t for arg in get_args(annotation) for t in json_types(arg)]
+    if origin is Literal:
+        return [_SCALAR_TYPES[type(value)] for value in get_args(annotation)]
+    if annotation in _SCALAR_TYPES:
+        return [_SCALAR_TYPES[annotation]]
+    if origin in (list, tuple, set, frozenset) or annotation in (list, tuple, set, frozenset):
+        return ["array"]
+    if origin is dict or annotation is dict or (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
         return ["object"]
-    if "anyOf" in node:
-        return [t for branch in node["anyOf"] for t in _json_types(branch)]
-    return [node["type"]] if "type" in node else []
+    return []  # Any: no type to state
 
 
-def _shallow(node: dict[str, Any]) -> dict[str, Any]:
-    """A property schema reduced to its JSON type(s): nested objects are just `object`.
+def _shallow(annotation: Any) -> dict[str, Any]:
+    """A field's schema reduced to its JSON type(s).
 
     Several types are `anyOf` branches, never a `type` array: clients that map schemas onto a
     single-type dialect (Gemini's OpenAPI subset) reject arrays; the Inspector's `--strict` flags them.
     """
-    types = list(dict.fromkeys(_json_types(node)))
+    types = list(dict.fromkeys(json_types(annotation)))
     if len(types) > 1:
         return {"anyOf": [{"type": t} for t in types]}
     return {"type": types[0]} if types else {}
@@ -115,8 +133,8 @@ def _shallow(node: dict[str, Any]) -> dict[str, Any]:
 def output_schema(operation: Operation) -> dict[str, Any]:
     """A correct but shallow output schema: top-level fields and their types. The structured
     result is still validated against the full pydantic model before it is sent."""
-    full = operation.output_model.model_json_schema()
-    return {"type": "object", "properties": {name: _shallow(prop) for name, prop in full["properties"].items()}}
+    fields = operation.output_model.model_fields
+    return {"type": "object", "properties": {name: _shallow(field.annotation) for name, field in fields.items()}}
 
 
 def _annotations(operation: Operation) -> ToolAnnotations:

@@ -1,0 +1,41 @@
+"""The published output schemas are read from the output models' annotations (fast at start-up);
+they must say exactly what pydantic's own JSON schema of each output model says at the top level."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from baton.operations import Operation
+from baton.server import output_schema
+from baton.tools import catalog
+
+
+def _reference_types(node: dict[str, Any]) -> list[str]:
+    """The JSON types of one property of pydantic's JSON schema (a `$ref` is a nested model: object)."""
+    if "$ref" in node:
+        return ["object"]
+    if "anyOf" in node:
+        return [t for branch in node["anyOf"] for t in _reference_types(branch)]
+    return [node["type"]] if "type" in node else []
+
+
+def _reference(operation: Operation) -> dict[str, list[str]]:
+    full = operation.output_model.model_json_schema()
+    return {name: list(dict.fromkeys(_reference_types(prop))) for name, prop in full["properties"].items()}
+
+
+def _published(operation: Operation) -> dict[str, list[str]]:
+    properties = output_schema(operation)["properties"]
+    return {
+        name: [branch["type"] for branch in prop["anyOf"]] if "anyOf" in prop else [prop["type"]] if prop else []
+        for name, prop in properties.items()
+    }
+
+
+@pytest.mark.parametrize("name", list(catalog()))
+def test_output_schema_types_match_pydantic(name: str) -> None:
+    """Every top-level output field has the JSON type(s) pydantic's JSON schema gives it."""
+    operation = catalog()[name]
+    assert _published(operation) == _reference(operation)
