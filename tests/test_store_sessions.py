@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import sqlite3
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from baton.errors import Conflict, InvalidInput, InvalidTransition, NotFound
@@ -222,3 +224,56 @@ async def test_list_sessions_rejects_bad_paging(store: Store, arguments: dict[st
     """Limits outside 1..500, a cursor the server did not issue and unknown statuses are invalid."""
     with pytest.raises(InvalidInput):
         await call(store, "list-sessions", **arguments)
+
+
+async def test_a_write_cancelled_while_waiting_for_the_database_leaves_the_store_usable(
+    store: Store, db_path: Path
+) -> None:
+    """A write cancelled while another process holds the write lock leaves no transaction open behind it."""
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(new_session, store, "cancelled")
+                await anyio.wait_all_tasks_blocked()  # waiting inside SQLite for the blocker's lock
+                tg.cancel_scope.cancel()
+                blocker.execute("ROLLBACK")  # the lock frees while the cancelled write's BEGIN is pending
+    finally:
+        if blocker.in_transaction:
+            blocker.execute("ROLLBACK")
+        blocker.close()
+    with anyio.fail_after(30):
+        created = await call(store, "create-session", session_id="after", requirements="r")
+    assert created["created"] is True
+    other = sqlite3.connect(db_path, timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the store holds no write lock once its write is done
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert [s["session_id"] for s in (await call(store, "list-sessions"))["items"]] == ["after"]
+
+
+async def test_reads_cancelled_mid_flight_leave_every_reader_usable(store: Store) -> None:
+    """Reads cancelled as they start do not poison the pooled read connections for later reads."""
+    await new_session(store, "s")
+
+    async def read() -> None:
+        assert (await call(store, "get-session", session_id="s"))["session_id"] == "s"
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            for _ in range(4):
+                tg.start_soon(read)  # fills the pool, so the cancelled reads below are on pooled connections
+    for _ in range(3):
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for _ in range(4):
+                    tg.start_soon(read)
+                await anyio.wait_all_tasks_blocked()
+                tg.cancel_scope.cancel()
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            for _ in range(8):
+                tg.start_soon(read)

@@ -129,7 +129,11 @@ class Store:
     async def _begin_immediate(self, conn: aiosqlite.Connection) -> None:
         for attempt in range(1, BEGIN_ATTEMPTS + 1):
             try:
-                await conn.execute("BEGIN IMMEDIATE")
+                # Shielded: cancelled while SQLite waits for another process's lock, the BEGIN would still
+                # complete in aiosqlite's thread and leave a transaction (and the file's write lock) open with
+                # nobody to end it. The cancellation arrives at the next await, in write()'s rollback handler.
+                with anyio.CancelScope(shield=True):
+                    await conn.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc):
@@ -147,7 +151,8 @@ class Store:
         async with self._reader_slots:
             conn = await self._take_reader()
             try:
-                await conn.execute("BEGIN")
+                with anyio.CancelScope(shield=True):  # a cancelled BEGIN would still run: see _begin_immediate
+                    await conn.execute("BEGIN")
                 try:
                     yield conn
                 finally:
