@@ -20,11 +20,16 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import cli_env, cli_json, run_cli
+from tests.helpers import cli_env
+from tests.test_transfer_cli import main_json as cli_json
+from tests.test_transfer_cli import run_main as run_cli
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "bazinga"
 UTC_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
+# The same in both files (README "Row counts"); the plan phases are the elements of development_plans.phases.
+DOMAIN_COUNTS = {"context_packages": 7, "context_package_consumers": 13, "consumption_scope": 6, "skill_outputs": 9,
+                 "development_plans": 2, "development_plans.phases": 6, "error_patterns": 3, "strategies": 4}
 FACTS: dict[str, dict[str, Any]] = {
     "v19": {
         "file": "bazinga-v19.db",
@@ -33,7 +38,7 @@ FACTS: dict[str, dict[str, Any]] = {
         "created_a": "2026-01-13T08:14:05.000Z",
         "ended": ["2026-01-13T09:03:43.094Z", "2026-01-15T14:16:11.128Z", None],
         "counts": {"sessions": 3, "orchestration_logs": 130, "state_snapshots": 9, "task_groups": 10,
-                   "success_criteria": 15, "token_usage": 39},
+                   "success_criteria": 15, "token_usage": 39, **DOMAIN_COUNTS},
         "logs": [(28, 10, 5), (26, 5, 5), (39, 9, 3)],
         "longest": 93,
         "skipped_seed": {"workflow_transitions": 47, "agent_markers": 8, "workflow_special_rules": 5},
@@ -45,14 +50,18 @@ FACTS: dict[str, dict[str, Any]] = {
         "created_a": "2025-12-18T08:14:05.000Z",
         "ended": ["2025-12-18T09:03:47.108Z", "2025-12-22T14:16:06.196Z", None],
         "counts": {"sessions": 3, "orchestration_logs": 128, "state_snapshots": 15, "task_groups": 10,
-                   "success_criteria": 15, "token_usage": 39},
+                   "success_criteria": 15, "token_usage": 39, **DOMAIN_COUNTS},
         "logs": [(28, 10, 5), (26, 5, 2), (39, 9, 4)],
         "longest": 90,
         "skipped_seed": {"workflow_transitions": 44, "agent_markers": 8, "workflow_special_rules": 5},
     },
 }
 BAZINGA_TO_BATON = {"sessions": "sessions", "orchestration_logs": "logs", "state_snapshots": "state_snapshots",
-                    "task_groups": "task_groups", "success_criteria": "success_criteria", "token_usage": "token_usage"}
+                    "task_groups": "task_groups", "success_criteria": "success_criteria", "token_usage": "token_usage",
+                    "context_packages": "context_packages", "context_package_consumers": "context_package_consumers",
+                    "consumption_scope": "context_consumption", "skill_outputs": "skill_outputs",
+                    "development_plans": "development_plans", "development_plans.phases": "plan_phases",
+                    "error_patterns": "error_patterns", "strategies": "strategies"}
 
 
 def fixture_path(name: str) -> Path:
@@ -235,8 +244,12 @@ def test_task_groups(imported: Imported) -> None:
     ui = group(imported.c, "CUR_UI")
     assert (ui["complexity"], ui["assigned_to"], ui["revision_count"], ui["qa_attempts"]) == (7, "developer_2", 1, 1)
     assert ui["review_status"] is None
-    extra = ledger_id(imported.conn, imported.c, "task_groups:CUR_UI")["extra"]
-    assert extra["context_references"] == "[4, 7]"
+    # context_references [4, 7] name BAZINGA packages: translated to the imported packages' ids
+    meta = json.loads(ui["metadata"])
+    packages = [ledger_id(imported.conn, imported.c, f"context_packages:{n}")["id"] for n in (4, 7)]
+    assert meta["context_references"] == packages and meta["bazinga_import"]["context_references"] == [4, 7]
+    assert "extra" not in ledger_id(imported.conn, imported.c, "task_groups:CUR_UI")
+    assert json.loads(a["metadata"]) == {}
     workers = group(imported.b, "WORKERS")
     assert (workers["status"], workers["complexity"], workers["revision_count"]) == ("failed", 8, 2)
     docs = group(imported.b, "DOCS")
@@ -244,11 +257,13 @@ def test_task_groups(imported: Imported) -> None:
                                                                                        None, 1)
     assert docs["specializations"] == "[]"
     if imported.version == "v19":
-        assert extra["speckit_task_ids"] == '["T007", "T008"]'
+        assert meta["speckit_task_ids"] == ["T007", "T008"]
+        rates = json.loads(group(imported.c, "CUR_RATES")["metadata"])
+        assert rates == {"speckit_task_ids": ["T001", "T002", "T003"]}
         assert (workers["no_progress_count"], workers["blocking_issues_count"]) == (2, 1)
         assert a["review_iteration"] == 2
     else:
-        assert "speckit_task_ids" not in extra
+        assert "speckit_task_ids" not in meta
         assert workers["no_progress_count"] == 0
 
 
@@ -293,12 +308,120 @@ def test_state_snapshots(imported: Imported) -> None:
     assert ("group_status", "CUR_UI", 1) in c
 
 
+def test_context_packages_and_consumers(imported: Imported) -> None:
+    """Facts 14 and 15: 7 packages (A 3, B 0, C 4), 13 consumers of which 3 pending."""
+    per_session = [imported.conn.execute("SELECT count(*) FROM context_packages WHERE session_id = ?",
+                                         (sid,)).fetchone()[0] for sid in imported.facts["sessions"]]
+    assert per_session == [3, 0, 4]
+
+    def package(n: int) -> sqlite3.Row:
+        sid = imported.a if n <= 3 else imported.c
+        row: sqlite3.Row = imported.conn.execute("SELECT * FROM context_packages WHERE package_id = ?", (
+            ledger_id(imported.conn, sid, f"context_packages:{n}")["id"],)).fetchone()
+        return row
+
+    one = package(1)
+    assert (one["group_id"], one["package_type"], one["priority"], one["producer"], one["size_bytes"]) == (
+        "global", "research", "high", "project_manager", 130)
+    assert one["file_path"] == f"bazinga/artifacts/{imported.a}/context/research-auth-reset.md"
+    assert one["content"] is None and one["version"] == 1 and one["supersedes"] is None
+    assert package(5)["size_bytes"] is None and package(5)["group_id"] == "CUR_RATES"
+    consumers = imported.conn.execute("SELECT * FROM context_package_consumers").fetchall()
+    assert len(consumers) == 13 and sum(r["consumed_at"] is not None for r in consumers) == 10
+    pending = sorted((r["package_id"], r["agent_type"]) for r in consumers if r["consumed_at"] is None)
+    assert pending == sorted([(package(4)["package_id"], "qa_expert"), (package(6)["package_id"], "developer"),
+                              (package(6)["package_id"], "qa_expert")])
+    developer_on_1 = next(r for r in consumers
+                          if r["package_id"] == one["package_id"] and r["agent_type"] == "developer")
+    assert developer_on_1["iteration"] == 3 and UTC_MS.match(developer_on_1["consumed_at"])
+    # through the domain operation: what qa_expert still has to read in session C, most important first
+    page = cli_json(imported.db, "get-context-packages", "--session-id", imported.c, "--agent-type", "qa_expert")
+    assert [p["package_id"] for p in page["items"]] == [package(6)["package_id"], package(4)["package_id"]]
+    scope = imported.conn.execute("SELECT session_id, group_id, agent_type, iteration FROM context_consumption"
+                                  " ORDER BY consumption_id").fetchall()
+    assert len(scope) == 6
+    assert [tuple(r) for r in scope if r["session_id"] == imported.a] == [
+        (imported.a, "A", "senior_software_engineer", 1), (imported.a, "A", "senior_software_engineer", 2)]
+    assert sum(r["session_id"] == imported.c for r in scope) == 4
+
+
+def test_skill_outputs(imported: Imported) -> None:
+    rows = imported.conn.execute("SELECT session_id, skill_name, agent_type, group_id, iteration FROM skill_outputs"
+                                 " ORDER BY output_id").fetchall()
+    assert [tuple(r)[1:] for r in rows if r["session_id"] == imported.a] == [
+        ("lint-check", "senior_software_engineer", "A", 1), ("codebase-analysis", "senior_software_engineer", "A", 1),
+        ("security-scan", "tech_lead", "A", 1), ("test-coverage", "tech_lead", "A", 1),
+        ("security-scan", "tech_lead", "A", 2), ("lint-check", "developer", "B", 1),
+        ("test-coverage", "tech_lead", "B", 1)]
+    assert [tuple(r)[1:] for r in rows if r["session_id"] == imported.c] == [
+        ("lint-check", "developer", "CUR_RATES", 1), ("security-scan", "tech_lead", "CUR_RATES", 1)]
+    latest = cli_json(imported.db, "get-skill-output", "--session-id", imported.a, "--skill-name", "test-coverage",
+                      "--group-id", "B")
+    assert latest["output"]["note"] == "branch ≥ 80 % ✓ (seuil atteint)"  # \u escapes decoded, text intact
+    assert latest["created_at"] == latest["created_at"][:19] + ".000Z"
+
+
+def test_development_plans(imported: Imported) -> None:
+    """Fact 16, and the local-time completed_at converted with the session's offset."""
+    assert imported.conn.execute("SELECT count(*) FROM development_plans").fetchone()[0] == 2
+    plan = cli_json(imported.db, "get-development-plan", "--session-id", imported.b)
+    assert [(p["phase_number"], p["name"], p["status"]) for p in plan["phases"]] == [
+        (1, "Retry parity", "completed"), (2, "Port tasks", "blocked"), (3, "Docs & cut-over", "pending")]
+    assert plan["total"] == 3 and plan["current_phase"] == 2
+    source_row = source(imported.version).execute(
+        "SELECT phases FROM development_plans WHERE session_id = ?", (imported.b,)).fetchone()
+    local = json.loads(source_row[0])[0]["completed_at"]  # e.g. 2026-01-15T14:36:54.143109, UTC+1
+    assert plan["phases"][0]["completed_at"] == f"{local[:11]}{int(local[11:13]) - 1:02d}{local[13:23]}Z"
+    assert [p["completed_at"] for p in plan["phases"][1:]] == [None, None]
+    kept = plan["metadata"]["bazinga_import"]
+    assert (kept["current_phase"], kept["total_phases"]) == (2, 3)
+    assert plan["metadata"]["strategy"] == "sequential"
+    progress = {n: v.get("progress_percent") for n, v in kept["phases"].items()}
+    c = cli_json(imported.db, "get-development-plan", "--session-id", imported.c)
+    c_progress = {n: v.get("progress_percent") for n, v in c["metadata"]["bazinga_import"]["phases"].items()}
+    if imported.version == "v19":
+        assert progress == {"1": 100, "2": 25, "3": None} and c_progress == {"1": 80, "2": 60, "3": None}
+    else:
+        assert set(progress.values()) == set(c_progress.values()) == {None}
+    assert c["metadata"]["bazinga_import"]["current_phase"] == 2  # BAZINGA's value, kept
+    assert [p["status"] for p in c["phases"]] == ["in_progress", "in_progress", "pending"]
+
+
+def test_error_patterns_and_strategies(imported: Imported) -> None:
+    """Facts 17 and 18 (project ledgerly), through the learning operations."""
+    patterns = cli_json(imported.db, "get-error-patterns", "--project", "ledgerly",
+                        "--include-expired", "true")["items"]  # last seen January 2026, TTL 90 days
+    assert len(patterns) == 3
+    by_prefix = {p["signature"][:16]: p for p in patterns}
+    assert set(by_prefix) == {"dc33f01b19cd4d97", "969eb1fe75697464", "1eaa039941e4716f"}
+    ts = by_prefix["dc33f01b19cd4d97"]
+    assert (ts["occurrences"], ts["confidence"], ts["error_type"]) == (2, 0.7, "AssertionError")
+    assert by_prefix["969eb1fe75697464"]["confidence"] == 0.3
+    langs = dict(imported.conn.execute("SELECT substr(signature, 1, 16), lang FROM error_patterns").fetchall())
+    assert langs == {"dc33f01b19cd4d97": "typescript", "969eb1fe75697464": "python", "1eaa039941e4716f": "python"}
+    strategies = {s["topic"]: s for s in cli_json(imported.db, "get-strategies", "--project", "ledgerly")["items"]}
+    assert len(strategies) == 4
+    assert strategies["architecture"]["helpfulness"] == 4 and strategies["methodology"]["helpfulness"] == 2
+    # Baton keeps one strategy per (project, topic): the second `implementation` gets a qualified topic.
+    assert {"implementation", "implementation (typescript/react)"} <= set(strategies)
+    assert strategies["implementation (typescript/react)"]["insight"].startswith("Format money with Intl")
+    rows = {r["topic"]: (r["lang"], r["framework"]) for r in imported.conn.execute("SELECT * FROM strategies")}
+    assert rows["implementation"] == ("python", "fastapi") and rows["methodology"] == (None, None)
+    strategies_report = imported.table("strategies")
+    assert strategies_report["adjusted"] == {"topic already taken in the project: imported under a qualified topic": 1}
+    assert any("imported as topic 'implementation (typescript/react)'" in n for n in imported.report["notes"])
+    ledger = ledger_id(imported.conn, "project:ledgerly", "strategies:ledgerly_implementation_440c97929328f774")
+    assert ledger["extra"] == {"topic": "implementation"}
+
+
 def test_reimport_is_idempotent(imported: Imported) -> None:
     again = cli_json(imported.db, "import", "bazinga", str(fixture_path(imported.facts["file"])), "--json")
     assert again["totals"]["imported"] == 0
     for source_table, rows in imported.facts["counts"].items():
         t = next(x for x in again["tables"] if x["source_table"] == source_table)
-        assert t["skipped_reasons"] == {"already imported (same row)": rows}
+        reason = "already imported with its plan" if source_table == "development_plans.phases" else (
+            "already imported (same row)")
+        assert t["skipped_reasons"] == {reason: rows}, source_table
         assert t["target_before"] == t["target_after"] == rows
 
 

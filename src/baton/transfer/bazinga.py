@@ -11,12 +11,33 @@ Mapping (BAZINGA -> Baton), each row recorded in the import ledger under its BAZ
 - task_groups -> task_groups: `id` -> group_id, tiers `Developer` / `Senior Software Engineer` ->
   developer / senior_software_engineer, `last_review_status` APPROVED / CHANGES_REQUESTED ->
   review_status approved / changes_requested; columns Baton has no place for
-  (`context_references`, `speckit_task_ids`) are kept in the ledger entry (`extra`).
+  (`context_references`, `speckit_task_ids`) go to task_groups.metadata as JSON values; the
+  package ids in context_references are translated to Baton package_ids (originals kept in
+  `metadata.bazinga_import`).
 - state_snapshots -> state_snapshots: versions numbered per (session, state_type, group_id) in
   id order (v15 keeps history; v19 keeps the latest only). v15 has no group_id: `group_status`
   rows take it from `state_data.group` when that is a valid group id, else `global`.
 - success_criteria -> success_criteria; token_usage -> token_usage (`tokens_estimated` ->
   input_tokens, the only figure BAZINGA records).
+- context_packages -> context_packages: `producer_agent` -> producer; a global package (`scope`
+  'global' or group_id NULL) gets group_id 'global'; `supersedes_id` is translated to the new id.
+- context_package_consumers -> context_package_consumers (with its `iteration`, schema 0004).
+  Baton keeps one row per (package, agent): a second BAZINGA row for the same pair (another
+  iteration) is reported as skipped.
+- consumption_scope -> context_consumption (package ids translated; `scope_id` kept in the ledger).
+- skill_outputs -> skill_outputs: agent_type NULL -> '', group_id NULL -> 'global', `timestamp` ->
+  created_at, `output_data` parsed and stored as compact JSON (secrets redacted).
+- development_plans -> development_plans + one plan_phases row per element of `phases`; the
+  phase's `completed_at` is Python *local* time, converted with the session's offset. Baton
+  derives current_phase / total from the phases; BAZINGA's stored current_phase, total_phases and
+  the phases' extra keys (groups, progress_percent) are kept in `metadata.bazinga_import`.
+- error_patterns -> error_patterns (project-level, ledger session `project:<project>`):
+  `pattern_hash` -> signature, `signature_json.message_pattern` -> normalized/example message,
+  `error_type`, `lang`, `created_at` -> first_seen.
+- strategies -> strategies (`lang`, `framework`, `last_seen` -> updated_at). Baton keeps one
+  strategy per (project, topic) (save-strategy counts helpfulness on it); a second BAZINGA
+  strategy on a topic already taken is imported under a qualified topic, e.g.
+  `implementation (typescript/react)`, and reported as adjusted.
 - Agent type `pm` -> `project_manager` everywhere.
 """
 
@@ -66,6 +87,10 @@ TIERS = {"developer": "developer", "senior software engineer": "senior_software_
          "senior_software_engineer": "senior_software_engineer"}
 REVIEW = {"APPROVED": "approved", "CHANGES_REQUESTED": "changes_requested"}
 MERGE = {"pending", "in_progress", "merged", "conflict", "test_failure"}
+PACKAGE_TYPES = {"research", "failures", "decisions", "handoff", "investigation"}
+PRIORITIES = {"low", "medium", "high", "critical"}
+PHASE_STATUSES = {"pending", "in_progress", "completed", "blocked", "skipped"}
+SKILL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 COUNTERS = ("revision_count", "qa_attempts", "tl_review_attempts", "review_iteration", "no_progress_count",
             "blocking_issues_count")
 
@@ -120,6 +145,8 @@ class BazingaImport:
         self.sessions: dict[str, SessionInfo] = {}
         self.tables = {r[0] for r in src.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
         self.version = source_version(src)
+        self.package_map: dict[int, int] = {}  # BAZINGA context_packages.id -> Baton package_id
+        self.handled: set[str] = set()
 
     # -- driver -----------------------------------------------------------------------------------
 
@@ -135,18 +162,31 @@ class BazingaImport:
         self.project = self._project()
         steps: list[tuple[str, str, Callable[[TableReport], None]]] = [
             ("sessions", "sessions", self._sessions),
+            # packages before groups: a group's context_references name packages by id
+            ("context_packages", "context_packages", self._packages),
+            ("context_package_consumers", "context_package_consumers", self._consumers),
             ("task_groups", "task_groups", self._task_groups),
             ("success_criteria", "success_criteria", self._criteria),
             ("orchestration_logs", "logs", self._logs),
             ("state_snapshots", "state_snapshots", self._states),
             ("token_usage", "token_usage", self._tokens),
+            ("consumption_scope", "context_consumption", self._consumption),
+            ("skill_outputs", "skill_outputs", self._skill_outputs),
+            ("development_plans", "development_plans", self._plans),
+            ("error_patterns", "error_patterns", self._error_patterns),
+            ("strategies", "strategies", self._strategies),
         ]
         for source_table, target_table, step in steps:
+            if source_table not in self.tables or not self.target.has_table(target_table):
+                continue
             t = self.report.table(source_table, target_table)
             t.target_before = self.target.count(target_table)
-            if source_table in self.tables:
-                step(t)
+            step(t)
             t.target_after = self.target.count(target_table)
+            if source_table == "development_plans":
+                phases = self.report.table("development_plans.phases", "plan_phases")
+                phases.target_after = self.target.count("plan_phases")
+        self.handled = {s[0] for s in steps if s[0] in self.tables and self.target.has_table(s[1])}
         self._not_imported()
         return self.report
 
@@ -434,11 +474,35 @@ class BazingaImport:
         created = utc_text(row.get("created_at")) or self._session_created(row["session_id"])
         mapped["created_at"] = created
         mapped["updated_at"] = utc_text(row.get("updated_at")) or created
-        for column in ("context_references", "speckit_task_ids"):
-            if row.get(column) is not None:
-                extra[column] = row[column]
-                t.adjusted[f"{column} kept in the import ledger (no Baton column)"] += 1
+        mapped["metadata"] = canonical_json(self._group_metadata(row, label, extra, t))
         return mapped, extra
+
+    def _group_metadata(self, row: dict[str, Any], label: str, extra: dict[str, Any],
+                        t: TableReport) -> dict[str, Any]:
+        metadata: dict[str, Any] = {}
+        for column in ("speckit_task_ids", "context_references"):
+            raw = row.get(column)
+            if raw is None:
+                continue
+            try:
+                value = json.loads(raw)
+            except (TypeError, ValueError):
+                self._violation("task_groups", label, f"{column} is not JSON", "kept as text in metadata")
+                value = raw
+            if column == "context_references" and isinstance(value, list):
+                mapped = [self.package_map.get(v) if isinstance(v, int) else None for v in value]
+                if all(m is not None for m in mapped):
+                    metadata.setdefault("bazinga_import", {})["context_references"] = value
+                    value = mapped
+                    t.adjusted["context_references -> metadata (translated to Baton package ids)"] += 1
+                else:
+                    self.report.note(f"{label}: context_references {raw} name packages that were not imported; "
+                                     "kept with BAZINGA's ids")
+                    t.adjusted["context_references -> metadata (BAZINGA ids kept)"] += 1
+            else:
+                t.adjusted[f"{column} -> metadata"] += 1
+            metadata[column] = value
+        return metadata
 
     def _session_created(self, sid: str) -> str:
         row = self.target.db.execute("SELECT created_at FROM sessions WHERE session_id = ?", (sid,)).fetchone()
@@ -699,19 +763,504 @@ class BazingaImport:
             self._record(sid, key, digest, "token_usage", new_id, {})
             t.imported += 1
 
+    # -- context packages ---------------------------------------------------------------------------
+
+    def _ledger_id(self, sid: str, key: str) -> Any:
+        hit = self.target.ledger_get(OPERATION, sid, key)
+        return None if hit is None else hit[1].get("id")
+
+    def _packages(self, t: TableReport) -> None:
+        for row in self._rows("context_packages", "id"):
+            t.source_rows += 1
+            self.advance(1)
+            sid = self._session_of(t, row)
+            if sid is None:
+                continue
+            key = f"context_packages:{row['id']}"
+            digest = row_digest(row)
+            if self._seen(t, sid, key, digest):
+                new = self._ledger_id(sid, key)
+                if isinstance(new, int):
+                    self.package_map[int(row["id"])] = new
+                continue
+            label = f"{sid}/package {row['id']}"
+            mapped, extra = self._map_package(row, label, t)
+            if mapped is None:
+                continue
+            new_id = self.target.insert("context_packages", mapped)
+            self.package_map[int(row["id"])] = new_id
+            if mapped.get("supersedes") is not None:
+                self.target.db.execute("UPDATE context_packages SET superseded_by = ? WHERE package_id = ?",
+                                       (new_id, mapped["supersedes"]))
+            self._record(sid, key, digest, "context_packages", new_id, extra)
+            t.imported += 1
+
+    def _map_package(self, row: dict[str, Any], label: str,
+                     t: TableReport) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        extra: dict[str, Any] = {}
+        package_type = row.get("package_type")
+        if package_type not in PACKAGE_TYPES:
+            self._violation("context_packages", label, f"package_type {package_type!r} unknown", "skipped")
+            t.skip("unknown package_type")
+            return None, extra
+        priority = row.get("priority") or "medium"
+        if priority not in PRIORITIES:
+            self._violation("context_packages", label, f"priority {priority!r} unknown", "imported as medium")
+            extra["priority"] = priority
+            priority = "medium"
+        summary = row.get("summary")
+        producer = normalise_agent_type(row.get("producer_agent"))
+        if not isinstance(summary, str) or not summary.strip() or not producer:
+            self._violation("context_packages", label, "no summary or producer_agent", "skipped")
+            t.skip("no summary or producer")
+            return None, extra
+        file_path = row.get("file_path")
+        if not isinstance(file_path, str) or not file_path:
+            self._violation("context_packages", label, "no file_path (and BAZINGA stores no content)", "skipped")
+            t.skip("no file_path")
+            return None, extra
+        group = row.get("group_id")
+        scope = row.get("scope") or "group"
+        if scope == "global" or group is None:
+            if group is not None:
+                extra["group_id"] = group
+            if group is None:
+                t.adjusted["group_id NULL (global package) -> 'global'"] += 1
+            group = "global"
+        elif not valid_group_id(group, scope=True):
+            self._violation("context_packages", label, f"group_id {group!r} invalid", "imported as global")
+            extra["group_id"] = group
+            group = "global"
+        size = row.get("size_bytes")
+        if size is not None and (not isinstance(size, int) or size < 0):
+            self._violation("context_packages", label, f"size_bytes {size!r} invalid", "imported as NULL")
+            size = None
+        version = row.get("version") or 1
+        if not isinstance(version, int) or version < 1:
+            self._violation("context_packages", label, f"version {version!r} invalid", "imported as 1")
+            version = 1
+        supersedes = None
+        if row.get("supersedes_id") is not None:
+            supersedes = self.package_map.get(int(row["supersedes_id"]))
+            taken = supersedes is not None and self.target.db.execute(
+                "SELECT superseded_by FROM context_packages WHERE package_id = ?", (supersedes,)).fetchone()[0]
+            if supersedes is None or taken:
+                self._violation("context_packages", label,
+                                f"supersedes package {row['supersedes_id']} which was not imported or is already "
+                                "superseded", "imported without supersedes")
+                extra["supersedes_id"] = row["supersedes_id"]
+                supersedes = None
+        if producer != row.get("producer_agent"):
+            t.adjusted[f"producer {row.get('producer_agent')!r} -> {producer!r}"] += 1
+        return {
+            "session_id": row["session_id"], "group_id": group, "package_type": package_type, "priority": priority,
+            "producer": producer, "summary": summary, "content": None, "file_path": file_path, "size_bytes": size,
+            "version": version, "supersedes": supersedes, "redacted": 0,
+            "created_at": utc_text(row.get("created_at")) or self._session_created(row["session_id"]),
+        }, extra
+
+    def _consumers(self, t: TableReport) -> None:
+        rows = [dict(r) for r in self.src.execute(
+            "SELECT c.*, p.session_id AS session_id FROM context_package_consumers c"
+            " LEFT JOIN context_packages p ON p.id = c.package_id ORDER BY c.id")]
+        for row in rows:
+            t.source_rows += 1
+            self.advance(1)
+            sid = self._session_of(t, row)
+            if sid is None:
+                continue
+            key = f"context_package_consumers:{row['id']}"
+            digest = row_digest(row)
+            if self._seen(t, sid, key, digest):
+                continue
+            label = f"{sid}/package {row['package_id']} consumer {row['id']}"
+            package = self.package_map.get(int(row["package_id"]))
+            if package is None:
+                t.skip("its package was not imported")
+                continue
+            agent = normalise_agent_type(row.get("agent_type"))
+            if not agent:
+                self._violation("context_package_consumers", label, "no agent_type", "skipped")
+                t.skip("no agent_type")
+                continue
+            iteration = row.get("iteration")
+            if iteration is not None and (not isinstance(iteration, int) or iteration < 0):
+                self._violation("context_package_consumers", label, f"iteration {iteration!r} invalid",
+                                "imported as NULL")
+                iteration = None
+            if self.target.db.execute("SELECT 1 FROM context_package_consumers WHERE package_id = ? AND agent_type = ?",
+                                      (package, agent)).fetchone():
+                t.skip("this agent is already a consumer of the package (Baton keeps one row per package and agent)")
+                continue
+            self.target.insert("context_package_consumers", {
+                "package_id": package, "agent_type": agent, "consumed_at": utc_text(row.get("consumed_at")),
+                "consumed_by": None, "iteration": iteration,
+            })
+            self._record(sid, key, digest, "context_package_consumers", [package, agent], {})
+            t.imported += 1
+
+    def _consumption(self, t: TableReport) -> None:
+        for row in self._rows("consumption_scope", "rowid"):
+            t.source_rows += 1
+            self.advance(1)
+            sid = self._session_of(t, row)
+            if sid is None:
+                continue
+            key = f"consumption_scope:{row['scope_id']}"
+            digest = row_digest(row)
+            if self._seen(t, sid, key, digest):
+                continue
+            label = f"{sid}/consumption {row['scope_id']}"
+            package = self.package_map.get(int(row["package_id"]))
+            if package is None:
+                t.skip("its package was not imported")
+                continue
+            agent = normalise_agent_type(row.get("agent_type"))
+            group = row.get("group_id") or "global"
+            iteration = row.get("iteration")
+            if not agent or not isinstance(iteration, int) or iteration < 0 or not valid_group_id(group, scope=True):
+                self._violation("consumption_scope", label,
+                                f"agent_type {agent!r} / group_id {group!r} / iteration {iteration!r} invalid",
+                                "skipped")
+                t.skip("invalid agent_type, group_id or iteration")
+                continue
+            if self.target.db.execute(
+                    "SELECT 1 FROM context_consumption WHERE package_id = ? AND agent_type = ? AND group_id = ?"
+                    " AND iteration = ?", (package, agent, group, iteration)).fetchone():
+                t.skip("this (package, agent, group, iteration) is already recorded in the target")
+                continue
+            new_id = self.target.insert("context_consumption", {
+                "session_id": sid, "package_id": package, "agent_type": agent, "agent_id": None, "group_id": group,
+                "iteration": iteration, "tokens": None,
+                "consumed_at": utc_text(row.get("consumed_at")) or self._session_created(sid),
+            })
+            self._record(sid, key, digest, "context_consumption", new_id, {})
+            t.imported += 1
+
+    # -- skill outputs ------------------------------------------------------------------------------
+
+    def _skill_outputs(self, t: TableReport) -> None:
+        for row in self._rows("skill_outputs", "id"):
+            t.source_rows += 1
+            self.advance(1)
+            sid = self._session_of(t, row)
+            if sid is None:
+                continue
+            key = f"skill_outputs:{row['id']}"
+            digest = row_digest(row)
+            if self._seen(t, sid, key, digest):
+                continue
+            label = f"{sid}/skill output {row['id']}"
+            skill = row.get("skill_name")
+            if not isinstance(skill, str) or not SKILL_NAME.match(skill):
+                self._violation("skill_outputs", label, f"skill_name {skill!r} invalid", "skipped")
+                t.skip("invalid skill_name")
+                continue
+            agent = normalise_agent_type(row.get("agent_type")) or ""
+            group = row.get("group_id")
+            if group is None:
+                group = "global"
+                t.adjusted["group_id NULL -> 'global'"] += 1
+            elif not valid_group_id(group, scope=True):
+                self._violation("skill_outputs", label, f"group_id {group!r} invalid", "skipped")
+                t.skip("invalid group_id")
+                continue
+            iteration = row.get("iteration")
+            if iteration is None:
+                iteration = 1
+                t.adjusted["iteration NULL -> 1"] += 1
+            if not isinstance(iteration, int) or iteration < 1:
+                self._violation("skill_outputs", label, f"iteration {iteration!r} invalid", "skipped")
+                t.skip("invalid iteration")
+                continue
+            try:
+                output = canonical_json(json.loads(row["output_data"]))
+            except (TypeError, ValueError):
+                self._violation("skill_outputs", label, "output_data is not JSON", "kept as {\"raw\": ...}")
+                output = canonical_json({"raw": row.get("output_data")})
+            text, was_redacted = redact(output)
+            if was_redacted:
+                t.adjusted["secret redacted on import"] += 1
+                try:
+                    json.loads(text)
+                except ValueError:
+                    text = canonical_json({"_redacted_json": text})
+            if self.target.db.execute(
+                    "SELECT 1 FROM skill_outputs WHERE session_id = ? AND skill_name = ? AND agent_type = ?"
+                    " AND group_id = ? AND iteration = ?", (sid, skill, agent, group, iteration)).fetchone():
+                self._violation("skill_outputs", label, f"{skill}/{agent}/{group} iteration {iteration} "
+                                "is already in the target", "skipped")
+                t.skip("same skill, agent, group and iteration already in the target")
+                continue
+            new_id = self.target.insert("skill_outputs", {
+                "session_id": sid, "skill_name": skill, "agent_type": agent, "group_id": group,
+                "iteration": iteration, "output": text, "redacted": int(was_redacted),
+                "created_at": utc_text(row.get("timestamp")) or self._session_created(sid),
+            })
+            self._record(sid, key, digest, "skill_outputs", new_id, {})
+            t.imported += 1
+
+    # -- development plans --------------------------------------------------------------------------
+
+    def _plans(self, t: TableReport) -> None:
+        phases_t = self.report.table("development_plans.phases", "plan_phases")
+        phases_t.target_before = self.target.count("plan_phases")
+        for row in self._rows("development_plans", "id"):
+            t.source_rows += 1
+            self.advance(1)
+            label = f"{row.get('session_id')}/plan {row['id']}"
+            phases = self._plan_phases(row, label)
+            phases_t.source_rows += len(phases)
+            sid = self._session_of(t, row)
+            if sid is None:
+                for _ in phases:
+                    phases_t.skip("its plan was skipped")
+                continue
+            key = f"development_plans:{row['id']}"
+            digest = row_digest(row)
+            if self._seen(t, sid, key, digest):
+                for _ in phases:
+                    phases_t.skip("already imported with its plan")
+                continue
+            plan_text = row.get("plan_text")
+            problem = None
+            if not isinstance(plan_text, str) or not plan_text.strip():
+                problem = "empty plan_text"
+            elif self.target.db.execute("SELECT 1 FROM development_plans WHERE session_id = ?", (sid,)).fetchone():
+                problem = "the target session already has a development plan"
+            elif not phases:
+                problem = "phases is not a JSON array of phase objects"
+            if problem:
+                self._violation("development_plans", label, problem, "skipped")
+                t.skip(problem)
+                for _ in phases:
+                    phases_t.skip("its plan was skipped")
+                continue
+            self._insert_plan(sid, row, phases, label, t, phases_t)
+            self._record(sid, key, digest, "development_plans", self._plan_id(sid), {})
+            t.imported += 1
+
+    def _plan_id(self, sid: str) -> int:
+        return int(self.target.db.execute("SELECT plan_id FROM development_plans WHERE session_id = ?",
+                                          (sid,)).fetchone()[0])
+
+    def _plan_phases(self, row: dict[str, Any], label: str) -> list[dict[str, Any]]:
+        try:
+            phases = json.loads(row.get("phases") or "null")
+        except ValueError:
+            return []
+        if not isinstance(phases, list):
+            return []
+        return [p if isinstance(p, dict) else {"name": str(p)} for p in phases]
+
+    def _insert_plan(self, sid: str, row: dict[str, Any], phases: list[dict[str, Any]], label: str,
+                     t: TableReport, phases_t: TableReport) -> None:
+        try:
+            metadata = json.loads(row.get("metadata") or "{}")
+        except ValueError:
+            self._violation("development_plans", label, "metadata is not JSON", "kept as metadata.raw")
+            metadata = {"raw": row.get("metadata")}
+        if not isinstance(metadata, dict):
+            metadata = {"value": metadata}
+        created = utc_text(row.get("created_at")) or self._session_created(sid)
+        updated = utc_text(row.get("updated_at")) or created
+        info = self.sessions[sid]
+        provenance: dict[str, Any] = {"plan_id": row["id"], "current_phase": row.get("current_phase"),
+                                      "total_phases": row.get("total_phases"), "phases": {}}
+        rows: list[dict[str, Any]] = []
+        used_numbers: set[int] = set()
+        used_names: set[str] = set()
+        for phase in phases:
+            number = phase.get("phase")
+            if not isinstance(number, int) or number < 1 or number in used_numbers:
+                number = max(used_numbers, default=0) + 1
+                phases_t.adjusted["phase number missing or repeated: renumbered"] += 1
+            name = phase.get("name")
+            if not isinstance(name, str) or not name.strip():
+                name = f"Phase {number}"
+                phases_t.adjusted["phase without a name: 'Phase N'"] += 1
+            if name in used_names:
+                name = f"{name} ({number})"
+                phases_t.adjusted["repeated phase name: number appended"] += 1
+            status = phase.get("status") or "pending"
+            if status not in PHASE_STATUSES:
+                self._violation("development_plans", f"{label}/phase {number}", f"status {status!r} unknown",
+                                "imported as pending")
+                status = "pending"
+            completed = phase.get("completed_at")
+            completed_at = None
+            if isinstance(completed, str):
+                try:
+                    completed_at = local_text(completed, info.offset)
+                    phases_t.adjusted[f"completed_at read as local time {format_offset(info.offset)}"] += 1
+                    self.report.note(f"{label} phase {number}: completed_at {completed} read as local time "
+                                     f"UTC{format_offset(info.offset)} -> {completed_at}")
+                except InvalidInput:
+                    self._violation("development_plans", f"{label}/phase {number}",
+                                    f"completed_at {completed!r} is not a timestamp", "kept in metadata only")
+            known = {"phase", "name", "status", "completed_at", "description"}
+            rest = {k: v for k, v in phase.items() if k not in known}
+            if completed is not None:
+                rest["completed_at"] = completed
+            if rest:
+                provenance["phases"][str(number)] = rest
+            used_numbers.add(number)
+            used_names.add(name)
+            description = phase.get("description")
+            rows.append({"phase_number": number, "name": name,
+                         "description": description if isinstance(description, str) else None,
+                         "status": status, "completed_at": completed_at if status == "completed" else None,
+                         "updated_at": updated})
+            if completed_at and status != "completed":
+                phases_t.adjusted["completed_at of a phase not completed kept in metadata only"] += 1
+        metadata["bazinga_import"] = provenance
+        if isinstance(row.get("current_phase"), int):
+            t.adjusted["current_phase/total_phases kept in metadata (Baton derives them from the phases)"] += 1
+        cursor = self.target.db.execute(
+            "INSERT INTO development_plans (session_id, original_prompt, plan_text, metadata, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (sid, row.get("original_prompt"), row["plan_text"], canonical_json(metadata), created, updated))
+        for phase_row in rows:
+            self.target.insert("plan_phases", {"plan_id": cursor.lastrowid, **phase_row})
+            phases_t.imported += 1
+
+    # -- learning (project-level) -------------------------------------------------------------------
+
+    def _learning_project(self, row: dict[str, Any]) -> str | None:
+        project = self.options.project or row.get("project_id")
+        return project if isinstance(project, str) and project.strip() else None
+
+    def _error_patterns(self, t: TableReport) -> None:
+        for row in self._rows("error_patterns", "rowid"):
+            t.source_rows += 1
+            self.advance(1)
+            project = self._learning_project(row)
+            label = f"{row.get('project_id')}/pattern {str(row.get('pattern_hash'))[:16]}"
+            if project is None:
+                self._violation("error_patterns", label, "no project_id", "skipped")
+                t.skip("no project")
+                continue
+            key = f"error_patterns:{row.get('pattern_hash')}:{row.get('project_id')}"
+            digest = row_digest(row)
+            if self._seen(t, f"project:{project}", key, digest):
+                continue
+            signature = str(row.get("pattern_hash") or "")
+            if not re.fullmatch(r"[0-9a-f]{64}", signature):
+                signature = hashlib.sha256(signature.encode()).hexdigest()
+                t.adjusted["pattern_hash not a SHA-256: hashed"] += 1
+            try:
+                parsed = json.loads(row.get("signature_json") or "{}")
+            except ValueError:
+                self._violation("error_patterns", label, "signature_json is not JSON", "kept as the message")
+                parsed = {"message_pattern": row.get("signature_json")}
+            if not isinstance(parsed, dict):
+                parsed = {"message_pattern": json.dumps(parsed)}
+            message = parsed.get("message_pattern") or parsed.get("error_type") or signature
+            extra = {k: v for k, v in parsed.items() if k not in {"message_pattern", "error_type"}}
+            confidence = row.get("confidence")
+            if not isinstance(confidence, int | float) or not 0 <= confidence <= 1:
+                self._violation("error_patterns", label, f"confidence {confidence!r} invalid", "imported as 0.5")
+                confidence = 0.5
+            occurrences = row.get("occurrences") or 1
+            ttl = row.get("ttl_days")
+            if ttl is not None and (not isinstance(ttl, int) or ttl < 1):
+                ttl = None
+            if self.target.db.execute("SELECT 1 FROM error_patterns WHERE project = ? AND signature = ?",
+                                      (project, signature)).fetchone():
+                t.skip("this pattern is already in the target (not from this import)")
+                continue
+            message_text, was_redacted = redact(str(message))
+            solution, solution_redacted = redact(row["solution"]) if row.get("solution") else (None, False)
+            first = utc_text(row.get("created_at")) or utc_text(row.get("last_seen"))
+            last = utc_text(row.get("last_seen")) or first
+            if first is None or last is None:
+                self._violation("error_patterns", label, "no created_at or last_seen", "skipped")
+                t.skip("no timestamps")
+                continue
+            new_id = self.target.insert("error_patterns", {
+                "project": project, "signature": signature, "normalized_message": message_text,
+                "example_message": message_text, "error_type": parsed.get("error_type"), "solution": solution,
+                "agent_type": None, "occurrences": int(occurrences), "confidence": float(confidence),
+                "ttl_days": ttl, "redacted": int(was_redacted or solution_redacted), "first_seen": first,
+                "last_seen": last, "last_session_id": None, "lang": row.get("lang") or None,
+            })
+            self._record(f"project:{project}", key, digest, "error_patterns", new_id, extra)
+            t.imported += 1
+
+    def _strategies(self, t: TableReport) -> None:
+        for row in self._rows("strategies", "created_at, rowid"):
+            t.source_rows += 1
+            self.advance(1)
+            project = self._learning_project(row)
+            label = f"{row.get('project_id')}/strategy {row.get('strategy_id')}"
+            if project is None:
+                self._violation("strategies", label, "no project_id", "skipped")
+                t.skip("no project")
+                continue
+            key = f"strategies:{row.get('strategy_id')}"
+            digest = row_digest(row)
+            if self._seen(t, f"project:{project}", key, digest):
+                continue
+            topic, insight = row.get("topic"), row.get("insight")
+            if not isinstance(topic, str) or not topic.strip() or not isinstance(insight, str) or not insight.strip():
+                self._violation("strategies", label, "empty topic or insight", "skipped")
+                t.skip("empty topic or insight")
+                continue
+            insight, was_redacted = redact(insight)
+            same = self.target.db.execute("SELECT strategy_id FROM strategies WHERE project = ? AND topic = ?"
+                                          " AND insight = ?", (project, topic, insight)).fetchone()
+            if same:
+                t.skip("the same strategy (topic and insight) is already in the target")
+                continue
+            final_topic = self._free_topic(project, topic, row)
+            if final_topic != topic:
+                t.adjusted["topic already taken in the project: imported under a qualified topic"] += 1
+                self.report.note(f"strategy {row.get('strategy_id')}: project {project!r} already has a strategy on "
+                                 f"topic {topic!r} (Baton keeps one per topic); imported as topic {final_topic!r}")
+            helpfulness = row.get("helpfulness")
+            if not isinstance(helpfulness, int) or helpfulness < 0:
+                helpfulness = 0
+            created = utc_text(row.get("created_at")) or utc_text(row.get("last_seen"))
+            if created is None:
+                self._violation("strategies", label, "no created_at or last_seen", "skipped")
+                t.skip("no timestamps")
+                continue
+            new_id = self.target.insert("strategies", {
+                "project": project, "topic": final_topic, "insight": insight, "agent_type": None,
+                "helpfulness": helpfulness, "redacted": int(was_redacted), "created_at": created,
+                "updated_at": utc_text(row.get("last_seen")) or created, "last_session_id": None,
+                "lang": row.get("lang") or None, "framework": row.get("framework") or None,
+            })
+            self._record(f"project:{project}", key, digest, "strategies", new_id,
+                         {"topic": topic} if final_topic != topic else {})
+            t.imported += 1
+
+    def _free_topic(self, project: str, topic: str, row: dict[str, Any]) -> str:
+        def taken(candidate: str) -> bool:
+            return self.target.db.execute("SELECT 1 FROM strategies WHERE project = ? AND topic = ?",
+                                          (project, candidate)).fetchone() is not None
+
+        if not taken(topic):
+            return topic
+        qualifier = "/".join(str(v) for v in (row.get("lang"), row.get("framework")) if v)
+        candidates = [f"{topic} ({qualifier})"] if qualifier else []
+        candidates.append(f"{topic} ({row.get('strategy_id')})")
+        for candidate in candidates:
+            if not taken(candidate):
+                return candidate
+        return f"{topic} ({row_digest(row)[:12]})"
+
     # -- tables with no Baton counterpart yet --------------------------------------------------------
 
     def _not_imported(self) -> None:
-        handled = {"sessions", "task_groups", "success_criteria", "orchestration_logs", "state_snapshots",
-                   "token_usage"}
-        for name in sorted(self.tables - handled - INTERNAL_TABLES):
+        for name in sorted(self.tables - self.handled - INTERNAL_TABLES):
             t = self.report.table(name, "-")
             t.source_rows = int(self.src.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0])
             self.advance(t.source_rows)
             if name in SEED_TABLES:
                 reason = "BAZINGA's seeded workflow configuration: Baton ships its own (see `baton workflow`)"
             else:
-                reason = "not mapped by this version of `import bazinga` yet (reported, not imported)"
+                reason = "no Baton counterpart (reported, not imported)"
             for _ in range(t.source_rows):
                 t.skip(reason)
 
