@@ -62,7 +62,8 @@ class Wire:
 
 @asynccontextmanager
 async def serve(db_path: Path) -> AsyncIterator[Wire]:
-    async with await anyio.open_process(serve_command(db_path), env=cli_env(db_path)) as process:
+    # The server's log goes to the test's own stderr (shown on failure), never to an unread pipe.
+    async with await anyio.open_process(serve_command(db_path), env=cli_env(db_path), stderr=None) as process:
         try:
             yield Wire(process)
         finally:
