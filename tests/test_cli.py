@@ -148,11 +148,13 @@ async def test_cli_writes_while_a_server_writes_the_same_database(db_path: Path)
                 tg.start_soon(cli_increment)
                 for index in range(30):
                     tg.start_soon(mcp_writer, index)
-            through_mcp = ok(await client.call_tool("dashboard-snapshot", {"session_id": "s", "log_limit": 100}))
-            through_cli = await cli("dashboard-snapshot", "--session-id", "s", "--log-limit", "100")
+            through_mcp = ok(await client.call_tool("dashboard-snapshot", {"session_id": "s"}))
+            logs = ok(await client.call_tool("get-logs", {"session_id": "s", "limit": 100}))
+            through_cli = await cli("dashboard-snapshot", "--session-id", "s")
     for snapshot in (through_mcp, through_cli):
         assert snapshot["counts"]["interactions"] == 30 + cli_logs
         assert snapshot["task_groups"]["items"][0]["qa_attempts"] == 30 + 5
-        contents = {entry["content"] for entry in snapshot["recent_logs"]}
-        assert contents == {f"mcp {i}" for i in range(30)} | {f"cli {i}" for i in range(cli_logs)}
+    assert logs["next_cursor"] is None
+    contents = [entry["content"] for entry in logs["items"]]
+    assert sorted(contents) == sorted([f"mcp {i}" for i in range(30)] + [f"cli {i}" for i in range(cli_logs)])
     assert through_mcp["task_groups"] == through_cli["task_groups"]

@@ -24,12 +24,14 @@ async def test_create_session_stores_every_field(store: Store) -> None:
     """A new session comes back active, with its inputs, UTC millisecond timestamps and created=true."""
     created = await call(store, "create-session", session_id="s-1", requirements="add login", mode="parallel",
                          project="shop", initial_branch="main", metadata={"testing_mode": "full"})
-    assert created == {
+    expected = {
         "session_id": "s-1", "project": "shop", "mode": "parallel", "status": "active",
         "requirements": "add login", "initial_branch": "main", "metadata": {"testing_mode": "full"},
         "created_at": created["created_at"], "updated_at": created["created_at"], "ended_at": None,
         "created": True,
     }
+    assert {k: created.get(k, "<missing>") for k in expected} == expected
+    assert not created.get("truncated"), "a short session is never cut"
     assert TIMESTAMP.match(created["created_at"])
     fetched = await call(store, "get-session", session_id="s-1")
     assert fetched == {k: v for k, v in created.items() if k != "created"}
