@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -158,3 +159,28 @@ async def test_cli_writes_while_a_server_writes_the_same_database(db_path: Path)
     contents = [entry["content"] for entry in logs["items"]]
     assert sorted(contents) == sorted([f"mcp {i}" for i in range(30)] + [f"cli {i}" for i in range(cli_logs)])
     assert through_mcp["task_groups"] == through_cli["task_groups"]
+
+
+_SHORT_BUSY = """
+import sys
+import baton.store
+baton.store.BUSY_TIMEOUT_MS = 20  # the retry schedule, shortened
+from baton.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_busy_database_exits_5(db_path: Path) -> None:
+    """A write that cannot get the lock from another process exits 5 with a `busy` error JSON."""
+    cli_json(db_path, "create-session", "--session-id", "s", "--requirements", "r")
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        proc = subprocess.run([sys.executable, "-c", _SHORT_BUSY, "log-interaction", "--session-id", "s",
+                               "--agent-type", "developer", "--content", "x"], env=cli_env(db_path),
+                              capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert proc.returncode == 5 and _error(proc)["code"] == "busy"
+    assert cli_json(db_path, "get-logs", "--session-id", "s")["items"] == []

