@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import cli_env, cli_json, run_cli
+from tests.helpers import cli_env
+from tests.test_transfer_cli import main_json as cli_json
+from tests.test_transfer_cli import run_main as run_cli
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "bazinga" / "bazinga-v19.db"
 SESSIONS = ["bazinga_20260113_091402", "bazinga_20260115_142231", "bazinga_20260119_103047"]
@@ -41,8 +43,23 @@ def test_round_trip_is_byte_identical(source_db: Path, tmp_path: Path) -> None:
         b = (second / sid / "state.json").read_bytes()
         assert a == b, sid
     bundle = json.loads((first / SESSIONS[2] / "state.json").read_text(encoding="utf-8"))
-    assert bundle["format"] == "baton-session-bundle" and bundle["format_version"] == 1
+    assert bundle["format"] == "baton-session-bundle" and bundle["format_version"] == 2
     assert len(bundle["task_groups"]) == 5 and "log_id" not in bundle["logs"][0]
+    # format 2 carries the session's full-profile rows, without database ids
+    ui = next(g for g in bundle["task_groups"] if g["group_id"] == "CUR_UI")
+    assert ui["metadata"]["speckit_task_ids"] == ["T007", "T008"]
+    assert [p["producer"] for p in bundle["context_packages"]] == ["requirements_engineer", "developer", "tech_lead",
+                                                                  "qa_expert"]
+    assert sum(len(p["consumers"]) for p in bundle["context_packages"]) == 8
+    assert [c["package"] for c in bundle["context_consumption"]] == [0, 0, 0, 3]
+    assert len(bundle["skill_outputs"]) == 2 and bundle["skill_outputs"][0]["output"]["tool"] == "ruff"
+    assert [p["status"] for p in bundle["development_plan"]["phases"]] == ["in_progress", "in_progress", "pending"]
+    for table, rows in (("context_packages", 7), ("context_package_consumers", 13), ("context_consumption", 6),
+                        ("skill_outputs", 9), ("development_plans", 2), ("plan_phases", 6)):
+        t = next(x for x in report["tables"] if x["source_table"] == table)
+        assert t["source_rows"] == t["imported"] == t["target_after"] == rows, table
+    page = cli_json(empty, "get-context-packages", "--session-id", SESSIONS[2], "--agent-type", "qa_expert")
+    assert [p["summary"][:5] for p in page["items"]] == ["Money", "ISO 4"]
     assert "₹" in (first / SESSIONS[2] / "state.json").read_text(encoding="utf-8")  # human-readable, not \u escapes
     # token totals survive the trip
     assert cli_json(empty, "token-summary", "--session-id", SESSIONS[0])["total"] == 202180
@@ -125,3 +142,22 @@ def test_sync_is_idempotent_and_watches(source_db: Path, tmp_path: Path) -> None
         watcher.terminate()
         watcher.wait(timeout=10)
     assert watcher.returncode == 0
+
+
+def test_format_1_bundles_are_still_read(source_db: Path, tmp_path: Path) -> None:
+    file = tmp_path / "a.json"
+    cli_json(source_db, "export", SESSIONS[2], "--to", str(file))
+    bundle = json.loads(file.read_text(encoding="utf-8"))
+    old = {k: v for k, v in bundle.items()
+           if k not in ("context_packages", "context_consumption", "skill_outputs", "development_plan")}
+    old["format_version"] = 1
+    old["task_groups"] = [{k: v for k, v in g.items() if k != "metadata"} for g in old["task_groups"]]
+    file.write_text(json.dumps(old), encoding="utf-8")
+    db = tmp_path / "t.db"
+    report = cli_json(db, "import", "bundle", str(file), "--json")
+    assert report["violations"] == [] and next(
+        t for t in report["tables"] if t["source_table"] == "task_groups")["imported"] == 5
+    assert "context_packages" not in {t["source_table"] for t in report["tables"] if t["source_rows"]}
+    # the same format-1 bundle into the database exported from: only the core rows are compared -> unchanged
+    same = cli_json(source_db, "import", "bundle", str(file), "--dry-run", "--json")
+    assert same["totals"]["imported"] == 0 and same["violations"] == []

@@ -20,7 +20,7 @@ from typing import Any
 
 from baton.errors import InvalidInput
 from baton.transfer.bazinga import BazingaImport, Options, count_rows, is_bazinga
-from baton.transfer.bundle import CHILDREN, export_session, load_bundle
+from baton.transfer.bundle import CHILDREN, DOMAIN_TABLES, export_session, load_bundle
 from baton.transfer.common import Target, open_source, parse_offset, sha256_file
 from baton.transfer.report import Report, progress
 
@@ -59,7 +59,7 @@ def _merge_baton(src: sqlite3.Connection, path: Path, db: Path, args: Any) -> Re
                                "sha256": sha256_file(path)})
     ids = [r[0] for r in src.execute("SELECT session_id FROM sessions ORDER BY rowid")]
     with Target(db, dry_run=args.dry_run) as target:
-        for table in ("sessions", *CHILDREN):
+        for table in ("sessions", *CHILDREN, *DOMAIN_TABLES):
             report.table(table, table).target_before = target.count(table)
         with progress(len(ids), f"merging {path}") as advance:
             for sid in ids:
@@ -67,6 +67,6 @@ def _merge_baton(src: sqlite3.Connection, path: Path, db: Path, args: Any) -> Re
                                       label=str(path))
                 report.note(f"{sid}: {outcome}")
                 advance(1)
-        for table in ("sessions", *CHILDREN):
+        for table in ("sessions", *CHILDREN, *DOMAIN_TABLES):
             report.table(table, table).target_after = target.count(table)
         return finish(report, target, strict=args.strict)
