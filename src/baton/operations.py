@@ -194,12 +194,23 @@ def cut_text(text: str | None, max_chars: int) -> tuple[str | None, bool]:
     return text[:max_chars], True
 
 
-def fit_to_budget(items: list[OutT], budget: int = RESPONSE_BUDGET_CHARS) -> tuple[list[OutT], bool]:
-    """Keep the leading items whose JSON fits in the budget; say whether any were left out."""
+def json_cost(value: BaseModel) -> int:
+    """What `value` costs in a response: its JSON as escaped inside the text copy (quotes, backslashes and
+    control characters grow there), which is never less than the structured copy."""
+    return len(json.dumps(value.model_dump_json())) + 1
+
+
+def fit_to_budget(
+    items: list[OutT], budget: int = RESPONSE_BUDGET_CHARS, *, at_least_one: bool = True
+) -> tuple[list[OutT], bool]:
+    """Keep the leading items whose JSON fits in the budget; say whether any were left out.
+
+    A page keeps its first item even when that alone is over (paging must advance); a part of a larger
+    answer (the dashboard's lists) passes at_least_one=False."""
     used = 0
     for index, item in enumerate(items):
-        used += len(item.model_dump_json()) + 1
-        if used > budget and index > 0:
+        used += json_cost(item)
+        if used > budget and (index > 0 or not at_least_one):
             return items[:index], True
     return items, False
 
