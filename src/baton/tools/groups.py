@@ -10,8 +10,8 @@ from pydantic import Field, model_validator
 
 from baton.clock import utc_now
 from baton.errors import Conflict, InvalidTransition, NotFound
-from baton.models import GroupId, Input, Items, NewGroupId, Output, SessionId, Text
-from baton.operations import operation
+from baton.models import MAX_LIMIT, Cursor, GroupId, Input, Limit, NewGroupId, Output, Page, SessionId, Text
+from baton.operations import cursor_position, encode_cursor, fit_to_budget, operation
 from baton.store import Store, fetch_all, fetch_one
 from baton.tools._common import load_json, require_session
 
@@ -210,20 +210,35 @@ async def update_task_group(store: Store, args: UpdateTaskGroupInput) -> TaskGro
 class GetTaskGroupsInput(Input):
     session_id: SessionId
     status: GroupStatus | None = None
+    limit: Limit = MAX_LIMIT
+    cursor: Cursor | None = None
 
 
 @operation("get-task-groups", title="Get task groups", read_only=True, idempotent=True)
-async def get_task_groups(store: Store, args: GetTaskGroupsInput) -> Items[TaskGroup]:
-    """Read all task groups of a session, oldest first, optionally only those with one status."""
+async def get_task_groups(store: Store, args: GetTaskGroupsInput) -> Page[TaskGroup]:
+    """Read the task groups of a session, oldest first, optionally only those with one status.
+
+    All of them in one answer unless they do not fit in one response: then truncated is true and
+    next_cursor continues where the answer stopped."""
+    after = cursor_position(args.cursor, "after_seq", 0)
     async with store.read() as conn:
-        return Items[TaskGroup](items=await list_groups(conn, args.session_id, args.status))
+        rows = await _group_rows(conn, args.session_id, args.status, after, args.limit + 1)
+    items, cut = fit_to_budget([TaskGroup.from_row(r) for r in rows[: args.limit]])
+    more = cut or len(rows) > args.limit
+    next_cursor = encode_cursor({"after_seq": rows[len(items) - 1]["seq"]}) if more and items else None
+    return Page[TaskGroup](items=items, next_cursor=next_cursor, truncated=cut)
 
 
-async def list_groups(conn: Any, session_id: str, status: str | None = None) -> list[TaskGroup]:
+async def _group_rows(conn: Any, session_id: str, status: str | None, after_seq: int = 0,
+                      limit: int = -1) -> list[sqlite3.Row]:
     await require_session(conn, session_id)
-    sql = "SELECT * FROM task_groups WHERE session_id = ?"
-    params: tuple[Any, ...] = (session_id,)
+    sql = "SELECT * FROM task_groups WHERE session_id = ? AND seq > ?"
+    params: tuple[Any, ...] = (session_id, after_seq)
     if status is not None:
         sql += " AND status = ?"
         params += (status,)
-    return [TaskGroup.from_row(r) for r in await fetch_all(conn, sql + " ORDER BY seq", params)]
+    return await fetch_all(conn, sql + " ORDER BY seq LIMIT ?", (*params, limit))
+
+
+async def list_groups(conn: Any, session_id: str, status: str | None = None) -> list[TaskGroup]:
+    return [TaskGroup.from_row(r) for r in await _group_rows(conn, session_id, status)]
