@@ -9,8 +9,8 @@ from pydantic import Field, model_validator
 
 from baton.clock import utc_now
 from baton.errors import NotFound
-from baton.models import Input, Items, Output, SessionId, Text
-from baton.operations import operation
+from baton.models import MAX_LIMIT, Cursor, Input, Limit, Output, Page, SessionId, Text
+from baton.operations import RESPONSE_BUDGET_CHARS, cursor_position, encode_cursor, fit_to_budget, operation
 from baton.store import Store, fetch_all, fetch_one
 from baton.tools._common import require_session
 
@@ -47,11 +47,12 @@ class SaveSuccessCriteriaInput(Input):
 
 
 @operation("save-success-criteria", title="Save success criteria", idempotent=True)
-async def save_success_criteria(store: Store, args: SaveSuccessCriteriaInput) -> Items[Criterion]:
+async def save_success_criteria(store: Store, args: SaveSuccessCriteriaInput) -> Page[Criterion]:
     """Add success criteria to a session and return all of them.
 
     Adds only: a criterion whose exact text already exists is kept as it is (status and evidence
-    untouched), never replaced wholesale.
+    untouched), never replaced wholesale. When all of them do not fit in one response, truncated is
+    true and next_cursor continues with get-success-criteria.
     """
     now = utc_now()
     async with store.write() as conn:
@@ -63,7 +64,9 @@ async def save_success_criteria(store: Store, args: SaveSuccessCriteriaInput) ->
         )
         rows = await fetch_all(conn, "SELECT * FROM success_criteria WHERE session_id = ? ORDER BY criterion_id",
                                (args.session_id,))
-    return Items[Criterion](items=[Criterion.from_row(r) for r in rows])
+    items, cut = fit_to_budget([Criterion.from_row(r) for r in rows])
+    next_cursor = encode_cursor({"after": items[-1].criterion_id}) if cut else None
+    return Page[Criterion](items=items, next_cursor=next_cursor, truncated=cut)
 
 
 class UpdateSuccessCriterionInput(Input):
@@ -117,29 +120,51 @@ class CriteriaSummary(Output):
     total: int
     required_unmet: int = Field(description="How many required criteria are not met yet.")
     ready_for_completion: bool
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the rest of the items; null at the end.")
+    truncated: bool = Field(False, description="True when items were cut short to stay within the response budget.")
 
 
 class GetSuccessCriteriaInput(Input):
     session_id: SessionId
+    limit: Limit = MAX_LIMIT
+    cursor: Cursor | None = None
 
 
-async def criteria_summary(conn: Any, session_id: str) -> CriteriaSummary:
-    rows = await fetch_all(conn, "SELECT * FROM success_criteria WHERE session_id = ? ORDER BY criterion_id",
-                           (session_id,))
-    items = [Criterion.from_row(r) for r in rows]
-    required_unmet = sum(1 for c in items if c.required_for_completion and c.status != "met")
+async def criteria_summary(conn: Any, session_id: str, after_id: int = 0, limit: int = MAX_LIMIT,
+                           budget: int = RESPONSE_BUDGET_CHARS, at_least_one: bool = True) -> CriteriaSummary:
+    """Counts over all of a session's criteria; the items from `after_id` on, as many as fit `budget`."""
+    counts = await fetch_one(
+        conn,
+        "SELECT count(*) AS total, coalesce(sum(status = 'met'), 0) AS met,"
+        " coalesce(sum(required_for_completion AND status != 'met'), 0) AS required_unmet"
+        " FROM success_criteria WHERE session_id = ?",
+        (session_id,),
+    )
+    assert counts is not None
+    rows = await fetch_all(
+        conn,
+        "SELECT * FROM success_criteria WHERE session_id = ? AND criterion_id > ? ORDER BY criterion_id LIMIT ?",
+        (session_id, after_id, limit + 1),
+    )
+    items, cut = fit_to_budget([Criterion.from_row(r) for r in rows[:limit]], budget, at_least_one=at_least_one)
+    more = cut or len(rows) > limit
     return CriteriaSummary(
         items=items,
-        met=sum(1 for c in items if c.status == "met"),
-        total=len(items),
-        required_unmet=required_unmet,
-        ready_for_completion=bool(items) and required_unmet == 0,
+        met=counts["met"],
+        total=counts["total"],
+        required_unmet=counts["required_unmet"],
+        ready_for_completion=counts["total"] > 0 and counts["required_unmet"] == 0,
+        next_cursor=encode_cursor({"after": items[-1].criterion_id}) if more and items else None,
+        truncated=cut,
     )
 
 
 @operation("get-success-criteria", title="Get success criteria", read_only=True, idempotent=True)
 async def get_success_criteria(store: Store, args: GetSuccessCriteriaInput) -> CriteriaSummary:
-    """Read a session's success criteria with met/total counts and whether it is ready to complete."""
+    """Read a session's success criteria with met/total counts and whether it is ready to complete.
+
+    The counts always cover every criterion; the items are all of them unless they do not fit in one
+    response: then truncated is true and next_cursor continues."""
     async with store.read() as conn:
         await require_session(conn, args.session_id)
-        return await criteria_summary(conn, args.session_id)
+        return await criteria_summary(conn, args.session_id, cursor_position(args.cursor, "after", 0), args.limit)
