@@ -12,16 +12,19 @@ from baton.clock import utc_now
 from baton.errors import Conflict, InvalidTransition
 from baton.models import (
     DEFAULT_LIMIT,
+    DEFAULT_MAX_CHARS,
+    MAX_MAX_CHARS,
     Cursor,
     Input,
     Limit,
+    MaxChars,
     Output,
     Page,
     Project,
     SessionId,
     Text,
 )
-from baton.operations import cursor_position, encode_cursor, fit_to_budget, operation
+from baton.operations import cursor_position, cut_text, encode_cursor, fit_to_budget, operation
 from baton.store import Store, fetch_all, fetch_one
 from baton.tools._common import dump_object, load_json, require_session
 from baton.tools._domain import Timestamp
@@ -50,15 +53,19 @@ class Session(Output):
     created_at: str
     updated_at: str
     ended_at: str | None
+    truncated: bool = Field(False, description="True when requirements was cut to max_chars.")
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Session:
+    def from_row(cls, row: sqlite3.Row, max_chars: int = MAX_MAX_CHARS) -> Session:
+        # Requirements may be 200,000 characters: a session is cut like any long text, so it fits a response.
+        requirements, cut = cut_text(row["requirements"], max_chars)
         return cls(
             session_id=row["session_id"],
             project=row["project"],
             mode=row["mode"],
             status=row["status"],
-            requirements=row["requirements"],
+            requirements=requirements or "",
+            truncated=cut,
             initial_branch=row["initial_branch"],
             metadata=load_json(row["metadata"]),
             created_at=row["created_at"],
@@ -122,13 +129,14 @@ async def create_session(store: Store, args: CreateSessionInput) -> SessionCreat
 
 class GetSessionInput(Input):
     session_id: SessionId
+    max_chars: MaxChars = MAX_MAX_CHARS
 
 
 @operation("get-session", title="Get session", read_only=True, idempotent=True)
 async def get_session(store: Store, args: GetSessionInput) -> Session:
-    """Read one session."""
+    """Read one session (requirements cut to max_chars, with truncated: true when cut)."""
     async with store.read() as conn:
-        return Session.from_row(await require_session(conn, args.session_id))
+        return Session.from_row(await require_session(conn, args.session_id), args.max_chars)
 
 
 class ListSessionsInput(Input):
@@ -141,6 +149,7 @@ class ListSessionsInput(Input):
     )
     limit: Limit = DEFAULT_LIMIT
     cursor: Cursor | None = None
+    max_chars: MaxChars = DEFAULT_MAX_CHARS
 
 
 @operation("list-sessions", title="List sessions", read_only=True, idempotent=True)
@@ -167,7 +176,7 @@ async def list_sessions(store: Store, args: ListSessionsInput) -> Page[Session]:
     sql = f"SELECT rowid, * FROM sessions WHERE {' AND '.join(where)} ORDER BY rowid DESC LIMIT ?"
     async with store.read() as conn:
         rows = await fetch_all(conn, sql, (*params, args.limit + 1))
-    items, cut = fit_to_budget([Session.from_row(r) for r in rows[: args.limit]])
+    items, cut = fit_to_budget([Session.from_row(r, args.max_chars) for r in rows[: args.limit]])
     more = cut or len(rows) > args.limit
     next_cursor = encode_cursor({"before": rows[len(items) - 1]["rowid"]}) if more and items else None
     return Page[Session](items=items, next_cursor=next_cursor, truncated=cut)
