@@ -320,7 +320,8 @@ class LogEntry(Output):
         payload = load_json(row["payload"])
         payload_cut = row["payload"] is not None and len(row["payload"]) > max_chars
         if payload_cut:
-            payload = {"_truncated_json": row["payload"][:max_chars]}
+            payload = {"_truncated_json": _cut_escaped(row["payload"], max_chars)}
+        references, references_cut = _cut_references(load_json(row["refs"]), max_chars // 2)
         return cls(
             log_id=row["log_id"],
             session_id=row["session_id"],
@@ -331,15 +332,38 @@ class LogEntry(Output):
             iteration=row["iteration"],
             phase=row["phase"],
             confidence=row["confidence"],
-            references=load_json(row["refs"]),
+            references=references,
             event_type=row["event_type"],
             payload=payload,
             content=content,
             content_length=row["content_length"],
-            truncated=content_cut or payload_cut,
+            truncated=content_cut or payload_cut or references_cut,
             redacted=bool(row["redacted"]),
             timestamp=row["timestamp"],
         )
+
+
+def _cut_references(references: list[str] | None, max_chars: int) -> tuple[list[str] | None, bool]:
+    """The leading references whose total length fits max_chars (100 references of 1000 characters do not)."""
+    if references is None:
+        return None, False
+    kept: list[str] = []
+    used = 0
+    for reference in references:
+        used += len(reference) + 4
+        if used > max_chars:
+            return kept, True
+        kept.append(reference)
+    return kept, False
+
+
+def _cut_escaped(text: str, max_chars: int) -> str:
+    """`text` cut so that even JSON-escaped twice (a string inside the structured result, and again inside
+    its text copy) it stays near max_chars: JSON full of quotes grows fourfold."""
+    cut = text[:max_chars]
+    while len(json.dumps(json.dumps(cut))) > 2 * max_chars:
+        cut = cut[: len(cut) * 3 // 4]
+    return cut
 
 
 # Cut long content in SQL so a page of MB-sized rows never leaves the database whole.
