@@ -10,7 +10,7 @@ from pydantic import Field
 from baton import __version__
 from baton.clock import utc_now
 from baton.models import DEFAULT_MAX_CHARS, Input, MaxChars, Output, SessionId
-from baton.operations import operation
+from baton.operations import fit_to_budget, operation
 from baton.store import Store, fetch_all, fetch_one
 from baton.tools._common import require_session
 from baton.tools.criteria import CriteriaSummary, criteria_summary
@@ -23,6 +23,11 @@ from baton.tools.tokens import token_summary_of
 # A state object bigger than this is replaced in the snapshot by a pointer to get-state, so the
 # snapshot stays within one response.
 SNAPSHOT_STATE_CHARS = 6000
+# Shares of the response budget for the snapshot's lists (JSON characters, as escaped in the text copy);
+# with the two states and the session they keep the whole snapshot within one response.
+GROUPS_BUDGET = 8000
+CRITERIA_BUDGET = 6000
+LOGS_BUDGET = 8000
 
 
 class GroupsView(Output):
@@ -46,6 +51,10 @@ class Snapshot(Output):
     reasoning: dict[str, int] = Field(description="Reasoning entries per phase.")
     counts: dict[str, int]
     generated_at: str
+    truncated: bool = Field(
+        False, description="True when a list was cut to fit one response (counts and totals still cover everything); "
+        "read it in full with get-task-groups, get-success-criteria or get-logs.",
+    )
 
 
 class DashboardSnapshotInput(Input):
@@ -69,11 +78,16 @@ async def dashboard_snapshot(store: Store, args: DashboardSnapshotInput) -> Snap
     session, latest PM and orchestrator state, task groups, success criteria, token totals,
     recent logs, reasoning by phase and row counts."""
     async with store.read() as conn:
-        session = Session.from_row(await require_session(conn, args.session_id))
+        # The requirements are in get-session; the snapshot keeps their opening.
+        session = Session.from_row(await require_session(conn, args.session_id), min(args.max_chars, DEFAULT_MAX_CHARS))
         groups = await list_groups(conn, args.session_id)
         by_status: dict[str, int] = {}
         for group in groups:
             by_status[group.status] = by_status.get(group.status, 0) + 1
+        shown_groups, groups_cut = fit_to_budget(groups, GROUPS_BUDGET, at_least_one=False)
+        criteria = await criteria_summary(conn, args.session_id, budget=CRITERIA_BUDGET, at_least_one=False)
+        logs, logs_cut = fit_to_budget(await recent_logs(conn, args.session_id, args.log_limit, args.max_chars),
+                                       LOGS_BUDGET, at_least_one=False)
         tokens = await token_summary_of(conn, args.session_id, "agent_type")
         phases = await fetch_all(
             conn,
@@ -94,13 +108,14 @@ async def dashboard_snapshot(store: Store, args: DashboardSnapshotInput) -> Snap
             session=session,
             orchestrator_state=await _state_for_snapshot(conn, args.session_id, "orchestrator"),
             pm_state=await _state_for_snapshot(conn, args.session_id, "pm"),
-            task_groups=GroupsView(items=groups, by_status=by_status),
-            success_criteria=await criteria_summary(conn, args.session_id),
+            task_groups=GroupsView(items=shown_groups, by_status=by_status),
+            success_criteria=criteria,
             token_summary=TokensView(total=tokens.total, by_agent_type=tokens.by),
-            recent_logs=await recent_logs(conn, args.session_id, args.log_limit, args.max_chars),
+            recent_logs=logs,
             reasoning={row["phase"]: row["n"] for row in phases},
             counts={**dict(counts_row), "task_groups": len(groups)},
             generated_at=utc_now(),
+            truncated=groups_cut or criteria.truncated or logs_cut,
         )
 
 
