@@ -1,4 +1,8 @@
-"""backup / restore / check / prune / vacuum with real files and real processes."""
+"""backup / restore / check / prune / vacuum with real files and real processes.
+
+The commands run in-process (same main(), exit codes and output); the writers and the server
+they race or are refused by are real processes.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,9 @@ import pytest
 
 from baton.maintenance import holders
 from baton.store import Store
-from tests.helpers import call, cli_env, cli_json, run_cli, serve_command
+from tests.helpers import call, cli_env, serve_command
+from tests.test_transfer_cli import main_json as cli_json
+from tests.test_transfer_cli import run_main as run_cli
 
 CLI_WRITER = """
 import subprocess, sys

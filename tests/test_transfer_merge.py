@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from tests.helpers import cli_json, run_cli
+from tests.test_transfer_cli import main_json as cli_json
+from tests.test_transfer_cli import run_main as run_cli
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "bazinga"
 
