@@ -52,16 +52,17 @@ def test_json_argument_object(db_path: Path) -> None:
 
 
 def test_db_option_before_or_after_the_operation(tmp_path: Path) -> None:
-    """`baton --db X op` and `baton op --db X` both use X, over BATON_DB."""
+    """`baton --db X op`, `baton --db=X op` and `baton op --db X` all use X, over BATON_DB."""
     chosen, ignored = tmp_path / "chosen.db", tmp_path / "env.db"
     env = cli_env(ignored)
     for argv in (["--db", str(chosen), "create-session", "--session-id", "a", "--requirements", "r"],
+                 [f"--db={chosen}", "create-session", "--session-id", "c", "--requirements", "r"],
                  ["create-session", "--session-id", "b", "--requirements", "r", "--db", str(chosen)]):
         proc = subprocess.run([sys.executable, "-m", "baton", *argv], env=env, capture_output=True, text=True,
                               timeout=60, check=False)
         assert proc.returncode == 0, proc.stderr
     health = cli_json(chosen, "health")
-    assert health["db_path"] == str(chosen) and health["counts"]["sessions"] == 2
+    assert health["db_path"] == str(chosen) and health["counts"]["sessions"] == 3
     assert not ignored.exists()
 
 

@@ -160,9 +160,11 @@ def _top_parser(prog: str, operations: dict[str, Operation]) -> argparse.Argumen
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     prog = "baton"
-    # `baton --db X op ...` is accepted as well as `baton op --db X ...`.
-    if len(args) >= 2 and args[0] == "--db":
-        args = [*args[2:], "--db", args[1]] if len(args) > 2 else args
+    # `baton --db X op ...` (or `--db=X`) is accepted as well as `baton op --db X ...`.
+    if args and args[0].startswith("--db="):
+        args = [*args[1:], args[0]]
+    elif len(args) > 2 and args[0] == "--db":
+        args = [*args[2:], "--db", args[1]]
     command = args[0] if args and not args[0].startswith("-") else None
     if command == "serve":
         sys.exit(_serve(args[1:], prog))
