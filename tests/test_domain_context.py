@@ -49,10 +49,13 @@ async def test_only_addressed_unconsumed_packages_are_returned(store: Store) -> 
     await _session(store)
     shared = await _package(store, "shared", consumers=["qa_expert", "tech_lead"])
     await _package(store, "for tech lead", consumers=["tech_lead"])
-    marked = await op(store, "mark-context-consumed", session_id="s1", package_id=shared, agent_type="qa_expert")
-    assert marked["already_consumed"] is False
-    again = await op(store, "mark-context-consumed", session_id="s1", package_id=shared, agent_type="qa_expert")
-    assert again["already_consumed"] is True and again["consumed_at"] == marked["consumed_at"]
+    marked = await op(store, "mark-context-consumed", session_id="s1", package_id=shared, agent_type="qa_expert",
+                      iteration=2)
+    assert (marked["already_consumed"], marked["iteration"]) == (False, 2)
+    again = await op(store, "mark-context-consumed", session_id="s1", package_id=shared, agent_type="qa_expert",
+                     iteration=5)
+    assert again["already_consumed"] is True and (again["consumed_at"], again["iteration"]) == (
+        marked["consumed_at"], 2)
     assert await _unconsumed(store) == []
     assert await _unconsumed(store, "tech_lead") == ["for tech lead", "shared"]
     everything = await op(store, "get-context-packages", session_id="s1", agent_type="qa_expert",

@@ -72,6 +72,10 @@ async def test_confidence_follows_reported_outcomes(store: Store) -> None:
     failed = await op(store, "update-error-confidence", session_id="s1", error_message="flaky network",
                       outcome="failure")
     assert (failed["failure_count"], failed["confidence"]) == (1, pytest.approx(1 / 3))
+    for _ in range(2):  # a retried report counts once
+        retried = await op(store, "update-error-confidence", project="shop", pattern_id=weak["pattern_id"],
+                           outcome="failure", idempotency_key="report-7")
+    assert (retried["failure_count"], retried["idempotent"]) == (2, True)
     page = await op(store, "get-error-patterns", session_id="s1", min_confidence=0.5)
     assert [p["pattern_id"] for p in page["items"]] == [strong["pattern_id"]]
     with pytest.raises(NotFound):

@@ -248,12 +248,14 @@ class MarkContextConsumedInput(Input):
     package_id: PackageId
     agent_type: AgentType = Field(description="The consumer; it must be one of the package's consumers.")
     agent_id: AgentId | None = None
+    iteration: Iteration | None = Field(None, description="The consumer's iteration that read it.")
 
 
 class ContextConsumed(Output):
     package_id: int
     agent_type: str
     consumed_at: str
+    iteration: int | None = Field(description="The iteration recorded with the first consumption, if any.")
     already_consumed: bool = Field(description="True when it had been marked before (the first time is kept).")
 
 
@@ -267,20 +269,25 @@ async def mark_context_consumed(store: Store, args: MarkContextConsumedInput) ->
         await require_session(conn, args.session_id)
         await _require_package(conn, args.session_id, args.package_id)
         before = await _require_consumer(conn, args.package_id, args.agent_type)
-        consumed_at = await _mark(conn, args.package_id, args.agent_type, args.agent_id)
+        consumed_at, iteration = await _mark(conn, args.package_id, args.agent_type, args.agent_id, args.iteration)
     return ContextConsumed(package_id=args.package_id, agent_type=args.agent_type, consumed_at=consumed_at,
-                           already_consumed=before["consumed_at"] is not None)
+                           iteration=iteration, already_consumed=before["consumed_at"] is not None)
 
 
-async def _mark(conn: Any, package_id: int, agent_type: str, agent_id: str | None) -> str:
+async def _mark(conn: Any, package_id: int, agent_type: str, agent_id: str | None,
+                iteration: int | None) -> tuple[str, int | None]:
+    """Mark consumed; the first consumption's time, agent id and iteration are kept."""
+    first = "consumed_at IS NULL"
     row = await fetch_one(
         conn,
-        "UPDATE context_package_consumers SET consumed_at = coalesce(consumed_at, ?),"
-        " consumed_by = coalesce(consumed_by, ?) WHERE package_id = ? AND agent_type = ? RETURNING consumed_at",
-        (utc_now(), agent_id, package_id, agent_type),
+        f"UPDATE context_package_consumers SET consumed_at = coalesce(consumed_at, ?),"
+        f" consumed_by = CASE WHEN {first} THEN ? ELSE consumed_by END,"
+        f" iteration = CASE WHEN {first} THEN ? ELSE iteration END"
+        " WHERE package_id = ? AND agent_type = ? RETURNING consumed_at, iteration",
+        (utc_now(), agent_id, iteration, package_id, agent_type),
     )
     assert row is not None
-    return str(row[0])
+    return str(row[0]), row[1]
 
 
 class SaveConsumptionInput(Input):
@@ -332,5 +339,5 @@ async def save_consumption(store: Store, args: SaveConsumptionInput) -> Consumpt
              args.tokens, now),
         )
         assert cursor.lastrowid is not None
-        await _mark(conn, args.package_id, args.agent_type, args.agent_id)
+        await _mark(conn, args.package_id, args.agent_type, args.agent_id, args.iteration)
     return ConsumptionSaved(consumption_id=cursor.lastrowid, created=True, consumed_at=now)

@@ -238,6 +238,7 @@ class UpdateErrorConfidenceInput(ProjectScoped):
         None, description="Instead of pattern_id: the error, matched by its normalised form in the project."
     )
     outcome: Literal["success", "failure"] = Field(description="Did applying the pattern's solution work?")
+    idempotency_key: IdempotencyKey | None = None
 
     @model_validator(mode="after")
     def _one_key(self) -> UpdateErrorConfidenceInput:
@@ -246,33 +247,51 @@ class UpdateErrorConfidenceInput(ProjectScoped):
         return self
 
 
+class ErrorPatternUpdated(ErrorPattern):
+    idempotent: bool = Field(False, description="True when this was a retry: the outcome was counted once.")
+
+
 @operation("update-error-confidence", title="Update error-pattern confidence", profile="full")
-async def update_error_confidence(store: Store, args: UpdateErrorConfidenceInput) -> ErrorPattern:
-    """Report whether a pattern's solution worked; success/failure counts and confidence change atomically."""
+async def update_error_confidence(store: Store, args: UpdateErrorConfidenceInput) -> ErrorPatternUpdated:
+    """Report whether a pattern's solution worked; success/failure counts and confidence change atomically.
+
+    Confidence becomes (successes + 1) / (successes + failures + 2). Pass an idempotency_key so a
+    retried report is counted once."""
     column = "success_count" if args.outcome == "success" else "failure_count"
     # SET expressions see the old row: the new count is old + 1 on one side only.
     confidence = ("(success_count + 2.0) / (success_count + failure_count + 3.0)" if args.outcome == "success"
                   else "(success_count + 1.0) / (success_count + failure_count + 3.0)")
     key: tuple[Any, ...]
     async with store.write() as conn:
-        if args.pattern_id is not None:
-            if args.project is not None or args.session_id is not None:
-                project = await resolve_project(conn, args.project, args.session_id)
-                where, key = "pattern_id = ? AND project = ?", (args.pattern_id, project)
-            else:
-                where, key = "pattern_id = ?", (args.pattern_id,)
-        else:
+        project = None
+        if args.project is not None or args.session_id is not None or args.pattern_id is None:
             project = await resolve_project(conn, args.project, args.session_id)
+        if args.pattern_id is not None:
+            where, key = "pattern_id = ?", (args.pattern_id,)
+            if project is not None:
+                where, key = "pattern_id = ? AND project = ?", (args.pattern_id, project)
+        else:
             signature = error_signature(redact(args.error_message or "")[0])
             where, key = "project = ? AND signature = ?", (project, signature)
-        row = await fetch_one(
-            conn,
-            f"UPDATE error_patterns SET {column} = {column} + 1, confidence = {confidence} WHERE {where} RETURNING *",
-            key,
+
+        async def write() -> dict[str, Any]:
+            row = await fetch_one(
+                conn,
+                f"UPDATE error_patterns SET {column} = {column} + 1, confidence = {confidence} WHERE {where}"
+                " RETURNING pattern_id",
+                key,
+            )
+            if row is None:
+                raise NotFound(f"no error pattern matches {key[0]!r} in that project; see get-error-patterns")
+            return {"pattern_id": row["pattern_id"]}
+
+        scope = args.session_id or (f"project:{project}" if project else f"pattern:{args.pattern_id}")
+        result, replayed = await store.idempotent(
+            conn, session_id=scope, operation="update-error-confidence", key=args.idempotency_key,
+            payload=args.model_dump(exclude={"idempotency_key"}), write=write,
         )
-        if row is None:
-            raise NotFound(f"no error pattern matches {key[0]!r} in that project; see get-error-patterns")
-    return ErrorPattern.from_row(row)
+        row = await _require_pattern(conn, result["pattern_id"])
+    return ErrorPatternUpdated(**ErrorPattern.from_row(row).model_dump(), idempotent=replayed)
 
 
 class PruneErrorPatternsInput(Input):
