@@ -68,7 +68,7 @@ async def timed(fn: Callable[[], Awaitable[Any]], n: int) -> Samples:
 
 
 async def in_flight(fn: Callable[[], Awaitable[Any]], n: int, width: int = 8) -> tuple[Samples, float]:
-    """n calls with `width` in flight at once; returns per-call latencies and calls per second."""
+    """n calls with `width` in flight at once; returns per-call latencies and the elapsed seconds."""
     samples: Samples = []
     remaining = iter(range(n))
 
@@ -80,7 +80,35 @@ async def in_flight(fn: Callable[[], Awaitable[Any]], n: int, width: int = 8) ->
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(width)))
-    return samples, n / (time.perf_counter() - start)
+    return samples, time.perf_counter() - start
+
+
+# The machine may be shared: every comparison is measured in interleaved rounds (a block of calls
+# of each subject per round), so a burst of outside load hits the subject and its baseline alike.
+
+
+async def interleaved(calls: dict[str, Callable[[], Awaitable[Any]]], n: int, block: int = 10) -> dict[str, Samples]:
+    samples: dict[str, Samples] = {name: [] for name in calls}
+    for _ in range(max(1, n // block)):
+        for name, fn in calls.items():
+            for _ in range(block):
+                start = time.perf_counter()
+                await fn()
+                samples[name].append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+async def interleaved_in_flight(calls: dict[str, Callable[[], Awaitable[Any]]], n: int,
+                                rounds: int = 5) -> dict[str, dict[str, Any]]:
+    samples: dict[str, Samples] = {name: [] for name in calls}
+    seconds = dict.fromkeys(calls, 0.0)
+    for _ in range(rounds):
+        for name, fn in calls.items():
+            got, elapsed = await in_flight(fn, n // rounds)
+            samples[name] += got
+            seconds[name] += elapsed
+    return {name: {**summary(samples[name]), "calls_per_s": round(len(samples[name]) / seconds[name])}
+            for name in calls}
 
 
 # -- 1 and 2: over stdio ----------------------------------------------------------------------
@@ -93,20 +121,14 @@ def _checked(result: Any, name: str) -> dict[str, Any]:
 
 
 async def stdio_section(db: Path, n: int, n_flight: int, batches: int) -> dict[str, Any]:
+    import aiosqlite
     from mcp.client import Client
     from mcp.client.stdio import StdioServerParameters
 
-    out: dict[str, Any] = {}
-    async with Client(StdioServerParameters(command=NOOP_SERVER[0], args=NOOP_SERVER[1:]), mode="legacy") as noop:
-        await timed(lambda: noop.call_tool("noop", {}), 20)  # warm-up
-        seq = await timed(lambda: noop.call_tool("noop", {}), n)
-        flight, rate = await in_flight(lambda: noop.call_tool("noop", {}), n_flight)
-        out["noop (bare MCPServer)"] = {"sequential": summary(seq), "in_flight_8": {**summary(flight),
-                                                                                    "calls_per_s": round(rate)}}
-
+    noop_params = StdioServerParameters(command=NOOP_SERVER[0], args=NOOP_SERVER[1:])
     params = StdioServerParameters(command=BATON, args=["serve", "--db", str(db), "--tools", "all",
                                                         "--log-level", "WARNING"])
-    async with Client(params, mode="legacy") as client:
+    async with Client(noop_params, mode="legacy") as noop, Client(params, mode="legacy") as client:
         session = _checked(await client.call_tool("create-session", {"requirements": "bench"}), "create-session")
         sid = session["session_id"]
         for i in range(10):
@@ -116,6 +138,7 @@ async def stdio_section(db: Path, n: int, n_flight: int, batches: int) -> dict[s
         _checked(await client.call_tool("log-interactions", {"session_id": sid, "entries": entries}), "batch")
         counter = iter(range(10**9))
         calls: dict[str, Callable[[], Awaitable[Any]]] = {
+            "noop (bare MCPServer)": lambda: noop.call_tool("noop", {}),
             "log-interaction": lambda: client.call_tool(
                 "log-interaction", {"session_id": sid, "agent_type": "developer", "content": CONTENT}),
             "save-reasoning": lambda: client.call_tool(
@@ -128,18 +151,38 @@ async def stdio_section(db: Path, n: int, n_flight: int, batches: int) -> dict[s
         }
         for name, call in calls.items():
             _checked(await call(), name)
-            seq = await timed(call, n)
-            flight, rate = await in_flight(call, n_flight)
-            out[name] = {"sequential": summary(seq), "in_flight_8": {**summary(flight), "calls_per_s": round(rate)}}
+            await timed(call, 10)  # warm-up
+        flight = await interleaved_in_flight(calls, n_flight)
+
+        conn = await aiosqlite.connect(db, isolation_level=None)
+        await conn.execute("PRAGMA synchronous = NORMAL")
+        await conn.execute("PRAGMA busy_timeout = 5000")
+
+        async def raw_insert() -> None:
+            """The storage floor: one committed insert into the real logs table, as the store does it."""
+            await conn.execute("BEGIN IMMEDIATE")
+            await conn.execute(
+                "INSERT INTO logs (session_id, log_type, agent_type, content, content_length, timestamp)"
+                " VALUES (?, 'interaction', 'developer', ?, ?, '2026-01-01T00:00:00.000Z')",
+                (sid, CONTENT, len(CONTENT)),
+            )
+            await conn.execute("COMMIT")
+
+        try:
+            await timed(raw_insert, 10)
+            sequential = await interleaved({**calls, "raw aiosqlite insert": raw_insert}, n)
+        finally:
+            await conn.close()
+        out: dict[str, Any] = {name: {"sequential": summary(samples)} for name, samples in sequential.items()}
+        for name, figures in flight.items():
+            out[name]["in_flight_8"] = figures
 
         batch = [{"agent_type": "developer", "content": CONTENT} for _ in range(1000)]
         batch_call = lambda: client.call_tool("log-interactions", {"session_id": sid, "entries": batch})  # noqa: E731
         _checked(await batch_call(), "log-interactions")
         samples = await timed(batch_call, batches)
-        total_s = sum(samples) / 1000
         out["log-interactions x1000"] = {"sequential": summary(samples),
-                                         "entries_per_s": round(1000 * batches / total_s)}
-    out["raw aiosqlite insert"] = {"sequential": summary(await raw_aiosqlite_inserts(db, sid, n))}
+                                         "entries_per_s": round(1000 * batches / (sum(samples) / 1000))}
     out["batch breakdown"] = await batch_breakdown(db, sid, batches)
     return out
 
@@ -154,58 +197,34 @@ async def batch_breakdown(db: Path, session_id: str, n: int) -> dict[str, Any]:
     from baton.tools import catalog
 
     entries = [{"agent_type": "developer", "content": CONTENT} for _ in range(1000)]
+    rows = [(session_id, CONTENT, len(CONTENT)) for _ in range(1000)]
     operation = catalog()["log-interactions"]
     async with await Store.open(db) as store:
-        in_process = await timed(lambda: operation.run(store, {"session_id": session_id, "entries": entries}), n)
+        conn = await aiosqlite.connect(db, isolation_level=None)
+        await conn.execute("PRAGMA synchronous = NORMAL")
 
-    async def redact_all() -> None:
-        for entry in entries:
-            redact(entry["content"])
+        async def insert_many() -> None:
+            await conn.execute("BEGIN IMMEDIATE")
+            await conn.executemany(
+                "INSERT INTO logs (session_id, log_type, agent_type, content, content_length, timestamp)"
+                " VALUES (?, 'interaction', 'developer', ?, ?, '2026-01-01T00:00:00.000Z')", rows)
+            await conn.execute("COMMIT")
 
-    redaction = await timed(redact_all, n)
-    conn = await aiosqlite.connect(db, isolation_level=None)
-    await conn.execute("PRAGMA synchronous = NORMAL")
-    rows = [(session_id, CONTENT, len(CONTENT)) for _ in range(1000)]
+        async def redact_all() -> None:
+            for entry in entries:
+                redact(entry["content"])
 
-    async def insert_many() -> None:
-        await conn.execute("BEGIN IMMEDIATE")
-        await conn.executemany(
-            "INSERT INTO logs (session_id, log_type, agent_type, content, content_length, timestamp)"
-            " VALUES (?, 'interaction', 'developer', ?, ?, '2026-01-01T00:00:00.000Z')", rows)
-        await conn.execute("COMMIT")
-
-    try:
-        floor = await timed(insert_many, n)
-        triggers = [r[0] for r in await conn.execute_fetchall(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'logs'")]
-    finally:
-        await conn.close()
-    return {"in_process": summary(in_process), "redaction": summary(redaction),
-            "raw_executemany_floor": summary(floor), "logs_triggers": triggers}
-
-
-async def raw_aiosqlite_inserts(db: Path, session_id: str, n: int) -> Samples:
-    """The storage floor: one committed insert into the real logs table per call, as the store does it."""
-    import aiosqlite
-
-    conn = await aiosqlite.connect(db, isolation_level=None)
-    await conn.execute("PRAGMA synchronous = NORMAL")
-    await conn.execute("PRAGMA busy_timeout = 5000")
-
-    async def insert() -> None:
-        await conn.execute("BEGIN IMMEDIATE")
-        await conn.execute(
-            "INSERT INTO logs (session_id, log_type, agent_type, content, content_length, timestamp)"
-            " VALUES (?, 'interaction', 'developer', ?, ?, '2026-01-01T00:00:00.000Z')",
-            (session_id, CONTENT, len(CONTENT)),
-        )
-        await conn.execute("COMMIT")
-
-    try:
-        await timed(insert, 20)
-        return await timed(insert, n)
-    finally:
-        await conn.close()
+        try:
+            samples = await interleaved({
+                "in_process": lambda: operation.run(store, {"session_id": session_id, "entries": entries}),
+                "redaction": redact_all,
+                "raw_executemany_floor": insert_many,
+            }, n, block=1)
+            triggers = [r[0] for r in await conn.execute_fetchall(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'logs'")]
+        finally:
+            await conn.close()
+    return {**{name: summary(values) for name, values in samples.items()}, "logs_triggers": triggers}
 
 
 # -- 3: one process per operation -------------------------------------------------------------
@@ -229,15 +248,15 @@ def process_section(db: Path, n: int) -> dict[str, Any]:
                                         "--agent-type", "developer", "--content", CONTENT],
         "baton get-logs (CLI)": [BATON, "get-logs", "--db", str(db), "--session-id", sid, "--limit", "5"],
     }
-    out: dict[str, Any] = {}
-    for name, cmd in commands.items():
+    samples: dict[str, Samples] = {name: [] for name in commands}
+    for cmd in commands.values():
         subprocess.run(cmd, capture_output=True, check=True, env=env)  # warm the page cache
-        samples = []
-        for _ in range(n):
+    for _ in range(n):
+        for name, cmd in commands.items():
             start = time.perf_counter()
             subprocess.run(cmd, capture_output=True, check=True, env=env)
-            samples.append((time.perf_counter() - start) * 1000)
-        out[name] = summary(samples)
+            samples[name].append((time.perf_counter() - start) * 1000)
+    out: dict[str, Any] = {name: summary(values) for name, values in samples.items()}
     out["import_profile_ms"] = import_profile([BATON, "get-logs", "--db", str(db), "--session-id", sid], env)
     return out
 
@@ -337,26 +356,40 @@ def scale_section(cache: Path, sizes: list[int], session_counts: list[int], n: i
         "list-sessions": {"status": "active", "limit": 20},
         "token-summary": {"session_id": "probe"},
     }
-    results: dict[str, Any] = {}
+    # Cached databases are named by a digest of the schema files, so a new migration means a rebuild.
+    import hashlib
+
+    schema = hashlib.sha256(b"".join(f.read_bytes() for f in sorted((ROOT / "src/baton/schema").glob("*.sql"))))
+    tag = schema.hexdigest()[:10]
+    for stale in cache.glob("scale-*"):
+        if tag not in stale.name:
+            stale.unlink()
+    paths: dict[str, Path] = {}
+    built: dict[str, float | None] = {}
     for sessions in session_counts:
         for rows in sizes:
-            path = cache / f"scale-{rows}-{sessions}.db"
-            built = None
-            if not path.exists():
-                built = round(build_db(path, rows, sessions), 1)
+            label = f"{rows} logs / {sessions} sessions"
+            paths[label] = cache / f"scale-{rows}-{sessions}-{tag}.db"
+            built[label] = None if paths[label].exists() else round(build_db(paths[label], rows, sessions), 1)
+            print(f"  scale: {label} ready", file=sys.stderr)
 
-            async def measure(db: Path = path) -> dict[str, Any]:
-                async with await Store.open(db) as store:
-                    figures: dict[str, Any] = {}
-                    for name, args in probes.items():
-                        op = ops[name]
-                        await timed(lambda op=op, args=args: op.run(store, args), 10)
-                        figures[name] = summary(await timed(lambda op=op, args=args: op.run(store, args), n))
-                    return figures
+    async def measure() -> dict[str, dict[str, Any]]:
+        from contextlib import AsyncExitStack
 
-            results[f"{rows} logs / {sessions} sessions"] = {"build_s": built, **anyio.run(measure)}
-            print(f"  scale: {rows} logs, {sessions} sessions done", file=sys.stderr)
-    return results
+        async with AsyncExitStack() as stack:
+            stores = {label: await stack.enter_async_context(await Store.open(path)) for label, path in paths.items()}
+            figures: dict[str, dict[str, Any]] = {label: {"build_s": built[label]} for label in paths}
+            for name, args in probes.items():
+                op = ops[name]
+                calls = {label: (lambda store=store, op=op, args=args: op.run(store, args))
+                         for label, store in stores.items()}
+                for call in calls.values():
+                    await timed(call, 10)
+                for label, samples in (await interleaved(calls, n)).items():
+                    figures[label][name] = summary(samples)
+            return figures
+
+    return anyio.run(measure)
 
 
 # -- 5: start-up and RSS ----------------------------------------------------------------------
@@ -405,12 +438,14 @@ def startup_section(db: Path, n: int) -> dict[str, Any]:
         "noop (bare MCPServer)": NOOP_SERVER,
         "baton serve (core)": [BATON, "serve", "--db", str(db), "--log-level", "WARNING"],
     }
-    out: dict[str, Any] = {}
-    for name, cmd in commands.items():
+    runs: dict[str, list[tuple[float, int, int]]] = {name: [] for name in commands}
+    for cmd in commands.values():
         startup_once(cmd)  # warm the page cache
-        runs = [startup_once(cmd) for _ in range(n)]
-        out[name] = {**summary([r[0] for r in runs]), "rss_kb": int(statistics.median(r[1] for r in runs))}
-    return out
+    for _ in range(n):
+        for name, cmd in commands.items():
+            runs[name].append(startup_once(cmd))
+    return {name: {**summary([r[0] for r in got]), "rss_kb": int(statistics.median(r[1] for r in got))}
+            for name, got in runs.items()}
 
 
 # -- 6: context cost --------------------------------------------------------------------------
