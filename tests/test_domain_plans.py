@@ -140,3 +140,14 @@ async def test_concurrent_processes_get_distinct_skill_iterations(store: Store, 
     assert iterations == list(range(1, 101))
     latest = await op(store, "get-skill-output", session_id="s1", skill_name="lint")
     assert latest["iteration"] == 100
+
+
+async def test_a_plan_with_long_phases_fits_one_response(store: Store) -> None:
+    """100 phases with 10,000-character descriptions and notes still come back under the response budget."""
+    await op(store, "create-session", session_id="s1", requirements="r")
+    phases = [{"name": f"p{n}", "description": "d" * 10_000} for n in range(100)]
+    saved = await op(store, "save-development-plan", session_id="s1", plan_text="t" * 200_000, phases=phases)
+    await op(store, "update-plan-phase", session_id="s1", phase_number=3, notes="n" * 20_000)
+    plan = await op(store, "get-development-plan", session_id="s1", max_chars=20_000)
+    assert len(json.dumps(saved)) < 80_000 and len(json.dumps(plan)) < 80_000
+    assert plan["truncated"] is True and plan["total"] == 100 and plan["phases"][2]["notes"].startswith("nnn")

@@ -99,16 +99,18 @@ class ErrorPattern(Output):
     def from_row(cls, row: sqlite3.Row, max_chars: int = DEFAULT_MAX_CHARS) -> ErrorPattern:
         example, cut1 = cut_text(row["example_message"], max_chars)
         solution, cut2 = cut_text(row["solution"], max_chars)
+        normalized, cut3 = cut_text(row["normalized_message"], max_chars)
         expires_at = None
         if row["ttl_days"] is not None:
             last = datetime.fromisoformat(row["last_seen"].replace("Z", "+00:00"))
             expires_at = format_utc(last + timedelta(days=row["ttl_days"]))
         return cls(
-            **{k: row[k] for k in ("pattern_id", "project", "signature", "normalized_message", "error_type",
+            **{k: row[k] for k in ("pattern_id", "project", "signature", "error_type",
                                    "agent_type", "occurrences", "success_count", "failure_count", "confidence",
                                    "ttl_days", "first_seen", "last_seen")},
-            example_message=example or "", solution=solution, expires_at=expires_at,
-            expired=expires_at is not None and expires_at <= utc_now(), truncated=cut1 or cut2,
+            normalized_message=normalized or "", example_message=example or "", solution=solution,
+            expires_at=expires_at, expired=expires_at is not None and expires_at <= utc_now(),
+            truncated=cut1 or cut2 or cut3,
             redacted=bool(row["redacted"]),
         )
 

@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 from baton.clock import utc_now
 from baton.errors import Conflict, NotFound
 from baton.models import DEFAULT_MAX_CHARS, AgentId, Input, MaxChars, Output, SessionId, Text
-from baton.operations import cut_text, operation
+from baton.operations import RESPONSE_BUDGET_CHARS, cut_text, operation
 from baton.store import Store, fetch_all, fetch_one
 from baton.tools._common import dump_object, load_json, require_session
 
@@ -67,7 +67,7 @@ class DevelopmentPlan(Output):
     completed: int = Field(description="Phases completed or skipped.")
     total: int
     current_phase: int | None = Field(description="The first phase not completed or skipped; null when all are.")
-    truncated: bool
+    truncated: bool = Field(description="True when the plan text, prompt or a phase's description/notes was cut.")
     created_at: str
     updated_at: str
 
@@ -81,16 +81,29 @@ async def _read_plan(conn: Any, session_id: str, max_chars: int) -> DevelopmentP
     if plan is None:
         await require_session(conn, session_id)
         raise NotFound(f"session {session_id!r} has no development plan; save one with save-development-plan")
-    phases = [PlanPhase.from_row(r) for r in await fetch_all(
-        conn, "SELECT * FROM plan_phases WHERE plan_id = ? ORDER BY phase_number", (plan["plan_id"],))]
+    rows = await fetch_all(conn, "SELECT * FROM plan_phases WHERE plan_id = ? ORDER BY phase_number",
+                           (plan["plan_id"],))
+    # Up to 100 phases with long descriptions and notes must still fit one response: each phase's
+    # text gets an equal share of the budget (and never more than max_chars).
+    phase_chars = min(max_chars, max(100, RESPONSE_BUDGET_CHARS // (3 * max(1, len(rows)))))
+    text_chars = min(max_chars, RESPONSE_BUDGET_CHARS // 4)
+    cut_any = False
+    phases = []
+    for row in rows:
+        data = {name: row[name] for name in PlanPhase.model_fields}
+        for field in ("description", "notes"):
+            data[field], cut = cut_text(data[field], phase_chars)
+            cut_any = cut_any or cut
+        phases.append(PlanPhase(**data))
     done = [p for p in phases if p.status in ("completed", "skipped")]
     current = next((p.phase_number for p in phases if p.status not in ("completed", "skipped")), None)
-    plan_text, cut1 = cut_text(plan["plan_text"], max_chars)
-    prompt, cut2 = cut_text(plan["original_prompt"], max_chars)
+    plan_text, cut1 = cut_text(plan["plan_text"], text_chars)
+    prompt, cut2 = cut_text(plan["original_prompt"], text_chars)
     return DevelopmentPlan(
         plan_id=plan["plan_id"], session_id=session_id, original_prompt=prompt, plan_text=plan_text or "",
         metadata=load_json(plan["metadata"]), phases=phases, completed=len(done), total=len(phases),
-        current_phase=current, truncated=cut1 or cut2, created_at=plan["created_at"], updated_at=plan["updated_at"],
+        current_phase=current, truncated=cut_any or cut1 or cut2, created_at=plan["created_at"],
+        updated_at=plan["updated_at"],
     )
 
 
