@@ -29,6 +29,7 @@ class StressResult:
     servers: int
     clis: int
     seconds: float
+    mcp_seconds: float
     tally: Tally
     verdict: Verdict
 
@@ -36,11 +37,17 @@ class StressResult:
     def writes_per_second(self) -> float:
         return self.tally.acked_count / self.seconds if self.seconds else 0.0
 
+    @property
+    def mcp_writes_per_second(self) -> float:
+        """MCP writes over the time the servers were writing (the CLI workers' process start-ups aside)."""
+        return len(self.tally.latencies_ms) / self.mcp_seconds if self.mcp_seconds else 0.0
+
     def line(self) -> str:
         t, v = self.tally, self.verdict
         return (
             f"N={self.servers} servers + {self.clis} CLIs: {t.acked_count} writes acknowledged in "
-            f"{self.seconds:.1f}s = {self.writes_per_second:.0f} writes/s; MCP latency p50 "
+            f"{self.seconds:.1f}s = {self.writes_per_second:.0f} writes/s "
+            f"(MCP alone {self.mcp_writes_per_second:.0f}/s); MCP latency p50 "
             f"{percentile(t.latencies_ms, 50):.1f} ms p99 {percentile(t.latencies_ms, 99):.1f} ms; CLI p50 "
             f"{percentile(t.cli_latencies_ms, 50):.0f} ms; errors {len(t.errors)}; lost {len(v.lost)}; "
             f"duplicated {len(v.duplicated)}; phantom {len(v.phantom)}; counter {v.counter} "
@@ -56,9 +63,10 @@ async def run_stress(db_path: Path, servers: int, clis: int, writes: int, concur
     connected = 0
     all_connected = anyio.Event()
     started = 0.0
+    servers_done = 0.0
 
     async def server_worker(number: int) -> None:
-        nonlocal connected, started
+        nonlocal connected, started, servers_done
         async with serve(db_path) as client:
             connected += 1
             if connected == servers:
@@ -73,6 +81,7 @@ async def run_stress(db_path: Path, servers: int, clis: int, writes: int, concur
             async with anyio.create_task_group() as lanes:
                 for lane in range(concurrency):
                     lanes.start_soon(loop, lane)
+            servers_done = max(servers_done, time.perf_counter())
 
     async def cli_worker(number: int) -> None:
         await all_connected.wait()
@@ -89,7 +98,8 @@ async def run_stress(db_path: Path, servers: int, clis: int, writes: int, concur
                 started = time.perf_counter()
                 all_connected.set()
     seconds = time.perf_counter() - started
-    return StressResult(servers, clis, seconds, tally, verify(db_path, tally))
+    mcp_seconds = servers_done - started if servers else 0.0
+    return StressResult(servers, clis, seconds, mcp_seconds, tally, verify(db_path, tally))
 
 
 def main(argv: list[str] | None = None) -> int:
