@@ -198,6 +198,10 @@ async def test_research_groups_go_to_the_requirements_engineer_two_at_a_time(sto
         {"group_id": "plain", "agent": "developer"},
         {"group_id": "secure", "agent": "senior_software_engineer"},
     ]
+    # One research group running leaves one research slot.
+    await op(store, "update-task-group", session_id="s1", group_id="r1", status="in_progress")
+    more = await _route(store, "project_manager", "CONTINUE", group_id="global")
+    assert [g["group_id"] for g in more["groups"]] == ["r2", "plain", "secure"]
 
 
 async def test_investigation_stops_when_the_iteration_budget_is_spent(store: Store) -> None:

@@ -238,14 +238,18 @@ async def _decide(conn: Any, session: sqlite3.Row, group_id: str, agent: str, re
 
 async def _batch(conn: Any, session_id: str, rules: dict[str, dict[str, Any]],
                  max_parallel: int) -> tuple[list[dict[str, str]], int]:
-    """Pending groups whose dependencies are completed, each with the agent that should take it."""
+    """Pending groups whose dependencies are completed, each with the agent that should take it.
+
+    max_parallel bounds the groups started now; research groups are also bounded by the rule's
+    max_parallel counting those already in progress."""
     rows = await fetch_all(conn, "SELECT * FROM task_groups WHERE session_id = ? ORDER BY seq", (session_id,))
     completed = {r["group_id"] for r in rows if r["status"] == "completed"}
     research = rules.get("research_tasks")
     research_limit = int(research.get("max_parallel", 2)) if research else max_parallel
     security = rules.get("security_sensitive")
     chosen: list[dict[str, str]] = []
-    research_count = 0
+    # "At most 2 research groups in parallel": those already running take their slots.
+    research_count = sum(1 for r in rows if r["status"] == "in_progress" and research and _is_research(r))
     for row in rows:
         if len(chosen) >= max_parallel:
             break
