@@ -15,7 +15,7 @@ from pydantic import Field
 from baton.errors import InvalidInput
 from baton.models import DEFAULT_LIMIT, AgentType, Cursor, Input, Limit, Output, Page, Project, SessionId
 from baton.operations import fit_to_budget, operation
-from baton.store import Store
+from baton.store import Store, fetch_all
 from baton.tools._domain import next_page, page_offset
 
 Kind = Literal["interaction", "reasoning", "criterion", "context_package"]
@@ -68,8 +68,7 @@ async def search(store: Store, args: SearchInput) -> Page[SearchHit]:
     session_id, agent_type and kinds. Best matches first, each with a short snippet."""
     offset = page_offset(args.cursor)
     where = ["search_index MATCH :query"]
-    params: dict[str, Any] = {"query": fts_query(args.query), "limit": args.limit + 1, "offset": offset,
-                              "words": args.snippet_words}
+    params: dict[str, Any] = {"query": fts_query(args.query), "limit": args.limit + 1, "offset": offset}
     if args.project is not None:
         where.append("s.project = :project")
         params["project"] = args.project
@@ -83,20 +82,36 @@ async def search(store: Store, args: SearchInput) -> Page[SearchHit]:
         names = {f"kind{n}": kind for n, kind in enumerate(args.kinds)}
         where.append(f"i.kind IN ({', '.join(':' + n for n in names)})")
         params.update(names)
-    sql = (
-        "SELECT i.kind, i.source_id, i.session_id, s.project, i.agent_type, i.group_id,"
-        " snippet(search_index, 0, '[', ']', '…', :words) AS snippet, bm25(search_index) AS score"
-        " FROM search_index i JOIN sessions s ON s.session_id = i.session_id"
-        f" WHERE {' AND '.join(where)} ORDER BY score, i.rowid DESC LIMIT :limit OFFSET :offset"
+    # Two steps: rank every match cheaply, then build snippets for the one page only (a snippet
+    # per match of a common word would cost seconds on a large index).
+    ranked_sql = (
+        "SELECT i.rowid, i.rank FROM search_index i JOIN sessions s ON s.session_id = i.session_id"
+        f" WHERE {' AND '.join(where)} ORDER BY i.rank, i.rowid DESC LIMIT :limit OFFSET :offset"
     )
-    async with store.read() as conn, conn.execute(sql, params) as cursor:
-        rows = list(await cursor.fetchall())
+    async with store.read() as conn:
+        async with conn.execute(ranked_sql, params) as cursor:
+            ranked = [(row[0], row[1]) for row in await cursor.fetchall()]
+        page = ranked[: args.limit]
+        details: dict[int, Any] = {}
+        if page:
+            marks = ", ".join("?" for _ in page)
+            rows = await fetch_all(
+                conn,
+                "SELECT i.rowid, i.kind, i.source_id, i.session_id, s.project, i.agent_type, i.group_id,"
+                " snippet(search_index, 0, '[', ']', '…', ?) AS snippet"
+                " FROM search_index i JOIN sessions s ON s.session_id = i.session_id"
+                f" WHERE search_index MATCH ? AND i.rowid IN ({marks})",
+                (args.snippet_words, params["query"], *(rowid for rowid, _ in page)),
+            )
+            details = {row["rowid"]: row for row in rows}
     hits = [
         SearchHit(kind=r["kind"], id=r["source_id"], session_id=r["session_id"], project=r["project"],
                   agent_type=r["agent_type"], group_id=r["group_id"], snippet=r["snippet"][:SNIPPET_CHARS],
-                  score=r["score"])
-        for r in rows[: args.limit]
+                  score=score)
+        for rowid, score in page
+        if (r := details.get(rowid)) is not None
     ]
+    more = len(ranked) > args.limit
     items, over = fit_to_budget(hits)
-    more = over or len(rows) > args.limit
+    more = over or more
     return Page[SearchHit](items=items, next_cursor=next_page(offset, len(items), more), truncated=over)
