@@ -24,7 +24,15 @@ from baton.models import (
     SessionId,
     Text,
 )
-from baton.operations import cursor_position, cut_text, encode_cursor, fit_to_budget, operation
+from baton.operations import (
+    RESPONSE_BUDGET_CHARS,
+    cursor_position,
+    cut_text,
+    encode_cursor,
+    fit_to_budget,
+    json_cost,
+    operation,
+)
 from baton.store import Store, fetch_all, fetch_one
 from baton.tools._common import dump_object, load_json, require_session
 from baton.tools._domain import Timestamp
@@ -57,7 +65,15 @@ class Session(Output):
 
     @classmethod
     def from_row(cls, row: sqlite3.Row, max_chars: int = MAX_MAX_CHARS) -> Session:
-        # Requirements may be 200,000 characters: a session is cut like any long text, so it fits a response.
+        # Requirements may be 200,000 characters: a session is cut like any long text, so it fits a response;
+        # quote-heavy text (and metadata) grows when escaped, so cut further until it does.
+        session = cls._cut(row, max_chars)
+        while json_cost(session) > RESPONSE_BUDGET_CHARS and session.requirements:
+            session = cls._cut(row, len(session.requirements) // 2)
+        return session
+
+    @classmethod
+    def _cut(cls, row: sqlite3.Row, max_chars: int) -> Session:
         requirements, cut = cut_text(row["requirements"], max_chars)
         return cls(
             session_id=row["session_id"],
