@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Annotated, Any
 
@@ -10,7 +11,7 @@ from pydantic import Field
 from baton import __version__
 from baton.clock import utc_now
 from baton.models import DEFAULT_MAX_CHARS, Input, MaxChars, Output, SessionId
-from baton.operations import fit_to_budget, operation
+from baton.operations import RESPONSE_BUDGET_CHARS, fit_to_budget, json_cost, operation
 from baton.store import Store, fetch_all, fetch_one
 from baton.tools._common import require_session
 from baton.tools.criteria import CriteriaSummary, criteria_summary
@@ -23,11 +24,9 @@ from baton.tools.tokens import token_summary_of
 # A state object bigger than this is replaced in the snapshot by a pointer to get-state, so the
 # snapshot stays within one response.
 SNAPSHOT_STATE_CHARS = 6000
-# Shares of the response budget for the snapshot's lists (JSON characters, as escaped in the text copy);
-# with the two states and the session they keep the whole snapshot within one response.
-GROUPS_BUDGET = 8000
-CRITERIA_BUDGET = 6000
-LOGS_BUDGET = 8000
+# The snapshot's lists share what the session and the two states leave of the response budget (JSON
+# characters as escaped in the text copy), with this much kept for the counts and totals.
+FIXED_PARTS_CHARS = 4000
 
 
 class GroupsView(Output):
@@ -84,10 +83,14 @@ async def dashboard_snapshot(store: Store, args: DashboardSnapshotInput) -> Snap
         by_status: dict[str, int] = {}
         for group in groups:
             by_status[group.status] = by_status.get(group.status, 0) + 1
-        shown_groups, groups_cut = fit_to_budget(groups, GROUPS_BUDGET, at_least_one=False)
-        criteria = await criteria_summary(conn, args.session_id, budget=CRITERIA_BUDGET, at_least_one=False)
+        orchestrator_state = await _state_for_snapshot(conn, args.session_id, "orchestrator")
+        pm_state = await _state_for_snapshot(conn, args.session_id, "pm")
+        fixed = json_cost(session) + len(json.dumps(json.dumps([orchestrator_state, pm_state]))) + FIXED_PARTS_CHARS
+        share = max(0, RESPONSE_BUDGET_CHARS - fixed) // 3
+        shown_groups, groups_cut = fit_to_budget(groups, share, at_least_one=False)
+        criteria = await criteria_summary(conn, args.session_id, budget=share, at_least_one=False)
         logs, logs_cut = fit_to_budget(await recent_logs(conn, args.session_id, args.log_limit, args.max_chars),
-                                       LOGS_BUDGET, at_least_one=False)
+                                       share, at_least_one=False)
         tokens = await token_summary_of(conn, args.session_id, "agent_type")
         phases = await fetch_all(
             conn,
@@ -106,8 +109,8 @@ async def dashboard_snapshot(store: Store, args: DashboardSnapshotInput) -> Snap
         assert counts_row is not None
         return Snapshot(
             session=session,
-            orchestrator_state=await _state_for_snapshot(conn, args.session_id, "orchestrator"),
-            pm_state=await _state_for_snapshot(conn, args.session_id, "pm"),
+            orchestrator_state=orchestrator_state,
+            pm_state=pm_state,
             task_groups=GroupsView(items=shown_groups, by_status=by_status),
             success_criteria=criteria,
             token_summary=TokensView(total=tokens.total, by_agent_type=tokens.by),
