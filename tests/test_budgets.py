@@ -165,3 +165,21 @@ def test_dashboard_of_the_big_session_fits_and_keeps_its_totals(big: SyncClient)
     assert sum(snapshot["task_groups"]["by_status"].values()) == GROUPS
     assert snapshot["success_criteria"]["total"] == CRITERIA
     assert snapshot["counts"]["interactions"] == LOG_ROWS + HUGE_LOGS
+
+
+def test_quote_heavy_session_fits_every_answer_that_carries_it(big: SyncClient) -> None:
+    """Requirements and metadata full of quotes grow when escaped; every answer with the session still fits."""
+    metadata = {f"k{i}": '"q"' for i in range(1700)}
+    created = big.call("create-session", {"session_id": "quotes", "requirements": '"R"\\' * 40_000,
+                                          "metadata": metadata})
+    assert not created.is_error and size(created) <= RESPONSE_CAP_CHARS, size(created)
+    for tool, arguments in [
+        ("get-session", {"session_id": "quotes"}),
+        ("update-session-status", {"session_id": "quotes", "status": "paused"}),
+        ("list-sessions", {"limit": 500, "max_chars": 20_000}),
+        ("dashboard-snapshot", {"session_id": "quotes", "max_chars": 20_000}),
+    ]:
+        result = big.call(tool, arguments)
+        assert not result.is_error and size(result) <= RESPONSE_CAP_CHARS, f"{tool}: {size(result)}"
+    got = big.call("get-session", {"session_id": "quotes"}).structured_content
+    assert got is not None and got["truncated"] is True and got["metadata"] == metadata
