@@ -18,7 +18,7 @@ BIG = "big-session"
 PROJECT = "big-project"
 LOG_ROWS = 3000
 HUGE_LOGS = 4
-SESSIONS = 60
+SESSIONS = 30
 GROUPS = 80
 CRITERIA = 400
 
