@@ -162,9 +162,36 @@ def parse_arguments(model: type[InT], raw: Mapping[str, Any]) -> InT:
             if isinstance(parsed, list | dict):
                 data[field_name] = parsed
     try:
-        return model.model_validate(data)
+        parsed = model.model_validate(data)
     except ValidationError as exc:
         raise InvalidInput(describe_validation_error(exc, model)) from None
+    huge = _beyond_64_bits(parsed.model_dump())
+    if huge is not None:
+        raise InvalidInput(f"{huge}: integer out of range; SQLite stores integers of at most 64 bits "
+                           f"({SQLITE_INT_MIN} to {SQLITE_INT_MAX})")
+    return parsed
+
+
+SQLITE_INT_MIN, SQLITE_INT_MAX = -(2**63), 2**63 - 1
+
+
+def _beyond_64_bits(value: Any, where: str = "", depth: int = 0) -> str | None:
+    """Where an integer too large for SQLite (which would fail the insert or query) hides, if anywhere."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return where or "arguments" if not SQLITE_INT_MIN <= value <= SQLITE_INT_MAX else None
+    if depth > 50:
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found = _beyond_64_bits(item, f"{where}.{key}" if where else str(key), depth + 1)
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _beyond_64_bits(item, f"{where}[{index}]", depth + 1)
+            if found:
+                return found
+    return None
 
 
 def describe_validation_error(exc: ValidationError, model: type[BaseModel]) -> str:
@@ -222,7 +249,7 @@ def encode_cursor(position: dict[str, Any]) -> str:
 def cursor_position(cursor: str | None, key: str, default: int) -> int:
     """The integer position `key` stored in a cursor, or `default` when there is no cursor."""
     value = decode_cursor(cursor).get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not isinstance(value, int) or isinstance(value, bool) or not SQLITE_INT_MIN <= value <= SQLITE_INT_MAX:
         raise InvalidInput("cursor is not one this operation issued; pass next_cursor from the previous page")
     return value
 
