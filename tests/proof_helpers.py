@@ -147,7 +147,7 @@ def plausible(node: dict[str, Any], defs: dict[str, Any], name: str = "") -> st.
                 lambda s: 0 < len(s) <= node.get("maxLength", 10**6))
     elif kind == "integer":
         low, high = node.get("minimum", -(10**6)), node.get("maximum", 10**6)
-        strategy = st.integers(low - 2, high + 2)
+        strategy = st.integers(low - 2, high + 2) | st.sampled_from([2**63, 10**30, -(2**63) - 1])
     elif kind == "number":
         strategy = st.floats(allow_nan=False)
     elif kind == "boolean":

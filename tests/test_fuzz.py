@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
+from baton.operations import encode_cursor
 from baton.tools import select
 from tests.helpers import cli_json, run_cli
 from tests.proof_helpers import (
@@ -164,3 +165,29 @@ def test_cli_rejects_undecodable_bytes_in_arguments(db_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert json.loads(proc.stderr)["error"]["code"] == "invalid"
     assert "surrogate" in proc.stderr
+
+
+INTEGER_FIELDS = [(op.name, name) for op in OPERATIONS.values() for name, field in op.input_model.model_fields.items()
+                  if "int" in str(field.annotation) and name != "cursor"]
+
+
+@pytest.mark.parametrize(("tool", "field"), INTEGER_FIELDS, ids=[f"{t}.{f}" for t, f in INTEGER_FIELDS])
+def test_integers_beyond_64_bits_are_invalid_not_internal(harness: Harness, tool: str, field: str) -> None:
+    """10**30 or 2**63 in any integer parameter is `invalid` (SQLite cannot bind it), never `internal`."""
+    for huge in (2**63, 10**30, -(2**63) - 1):
+        result = harness.client.call(tool, {"session_id": SESSION, field: huge})
+        assert result.is_error and error_code(tool, result) in EXPECTED_CODES, text_of(result)[:300]
+
+
+PAGED = sorted(name for name, op in OPERATIONS.items() if "cursor" in op.input_model.model_fields)
+
+
+@pytest.mark.parametrize("tool", PAGED)
+def test_a_cursor_with_a_huge_position_is_invalid(harness: Harness, tool: str) -> None:
+    """A forged cursor whose position does not fit 64 bits is `invalid`, like any cursor this server never issued."""
+    for key in ("after", "before", "offset", "after_seq"):
+        forged = encode_cursor({key: 10**30})
+        result = harness.client.call(tool, {"session_id": SESSION, "project": PROJECT, "query": "x",
+                                            "agent_type": "developer", "cursor": forged})
+        if result.is_error:
+            assert error_code(tool, result) in EXPECTED_CODES, text_of(result)[:300]
