@@ -173,12 +173,13 @@ def test_quote_heavy_session_fits_every_answer_that_carries_it(big: SyncClient) 
     created = big.call("create-session", {"session_id": "quotes", "requirements": '"R"\\' * 40_000,
                                           "metadata": metadata})
     assert not created.is_error and size(created) <= RESPONSE_CAP_CHARS, size(created)
-    for tool, arguments in [
+    reads: list[tuple[str, dict[str, Any]]] = [
         ("get-session", {"session_id": "quotes"}),
         ("update-session-status", {"session_id": "quotes", "status": "paused"}),
         ("list-sessions", {"limit": 500, "max_chars": 20_000}),
         ("dashboard-snapshot", {"session_id": "quotes", "max_chars": 20_000}),
-    ]:
+    ]
+    for tool, arguments in reads:
         result = big.call(tool, arguments)
         assert not result.is_error and size(result) <= RESPONSE_CAP_CHARS, f"{tool}: {size(result)}"
     got = big.call("get-session", {"session_id": "quotes"}).structured_content
