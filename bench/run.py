@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -210,7 +211,7 @@ async def stdio_section(db: Path, n: int, n_flight: int, batches: int) -> dict[s
             out[name]["in_flight_8"] = figures
 
         batch = [{"agent_type": "developer", "content": CONTENT} for _ in range(1000)]
-        batch_call = lambda: client.call_tool("log-interactions", {"session_id": sid, "entries": batch})  # noqa: E731
+        batch_call = functools.partial(client.call_tool, "log-interactions", {"session_id": sid, "entries": batch})
         _checked(await batch_call(), "log-interactions")
         samples = await timed(batch_call, batches)
         out["log-interactions x1000"] = {"sequential": summary(samples),
@@ -418,8 +419,9 @@ def scale_section(cache: Path, sizes: list[int], session_counts: list[int], n: i
             figures: dict[str, dict[str, Any]] = {label: {"build_s": built[label]} for label in paths}
             for name, args in probes.items():
                 op = ops[name]
-                calls = {label: (lambda store=store, op=op, args=args: op.run(store, args))
-                         for label, store in stores.items()}
+                calls: dict[str, Callable[[], Awaitable[Any]]] = {
+                    label: functools.partial(op.run, store, args) for label, store in stores.items()
+                }
                 for call in calls.values():
                     await timed(call, 10)
                 for label, summarised in (await interleaved(calls, n)).items():
