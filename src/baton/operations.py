@@ -11,6 +11,7 @@ import base64
 import binascii
 import inspect
 import json
+import math
 import types
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -165,32 +166,45 @@ def parse_arguments(model: type[InT], raw: Mapping[str, Any]) -> InT:
         parsed = model.model_validate(data)
     except ValidationError as exc:
         raise InvalidInput(describe_validation_error(exc, model)) from None
-    huge = _beyond_64_bits(parsed.model_dump())
-    if huge is not None:
-        raise InvalidInput(f"{huge}: integer out of range; SQLite stores integers of at most 64 bits "
-                           f"({SQLITE_INT_MIN} to {SQLITE_INT_MAX})")
+    problem = _unstorable(parsed)
+    if problem is not None:
+        raise InvalidInput(problem)
     return parsed
 
 
 SQLITE_INT_MIN, SQLITE_INT_MAX = -(2**63), 2**63 - 1
+# Deeper JSON than this cannot be serialised back out (pydantic stops at its own depth limit), so a
+# write that stored it would make every later read of it fail.
+MAX_NESTING = 64
 
 
-def _beyond_64_bits(value: Any, where: str = "", depth: int = 0) -> str | None:
-    """Where an integer too large for SQLite (which would fail the insert or query) hides, if anywhere."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return where or "arguments" if not SQLITE_INT_MIN <= value <= SQLITE_INT_MAX else None
-    if depth > 50:
+def _unstorable(value: Any, where: str = "", depth: int = 0) -> str | None:
+    """What in validated arguments could be stored but never read back, if anything: integers beyond
+    SQLite's 64 bits, NaN or infinities (not JSON), objects nested too deep."""
+    here = where or "arguments"
+    if depth > MAX_NESTING:
+        return f"{here}: nested deeper than {MAX_NESTING} levels; flatten it"
+    if isinstance(value, bool):
         return None
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            found = _beyond_64_bits(item, f"{where}.{key}" if where else str(key), depth + 1)
-            if found:
-                return found
+    if isinstance(value, int):
+        if SQLITE_INT_MIN <= value <= SQLITE_INT_MAX:
+            return None
+        return f"{here}: integer out of range; SQLite stores integers of at most 64 bits"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{here}: {value} is not a number JSON can carry"
+    items: list[tuple[str, Any]]
+    if isinstance(value, BaseModel):
+        items = [(f"{where}.{k}" if where else k, v) for k, v in value.__dict__.items()]
+    elif isinstance(value, Mapping):
+        items = [(f"{where}.{k}" if where else str(k), v) for k, v in value.items()]
     elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            found = _beyond_64_bits(item, f"{where}[{index}]", depth + 1)
-            if found:
-                return found
+        items = [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    else:
+        return None
+    for path, item in items:
+        found = _unstorable(item, path, depth + 1)
+        if found:
+            return found
     return None
 
 
