@@ -111,7 +111,29 @@ def test_calls_in_any_order_keep_the_contract(harness: Harness, sequence: list[t
 # Lone surrogates cannot cross a UTF-8 JSON transport at all: the client refuses to send them.
 SENDABLE_TEXT = [v for v in HOSTILE_TEXT if not any(0xD800 <= ord(c) <= 0xDFFF for c in v)]
 
+def nested(levels: int) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    node = root
+    for _ in range(levels):
+        node["a"] = {}
+        node = node["a"]
+    return root
+
+
+def nested_list(levels: int) -> list[Any]:
+    root: list[Any] = []
+    node = root
+    for _ in range(levels):
+        node.append([])
+        node = node[0]
+    return root
+
+
 REJECTED: list[tuple[str, dict[str, Any], str]] = [
+    # Stored, these could never be read back (pydantic's serialiser stops at its depth limit).
+    ("save-state", {"session_id": SESSION, "state_type": "pm", "state": nested(80)}, "invalid"),
+    ("save-state", {"session_id": SESSION, "state_type": "pm", "state": '{"a":' * 1500 + "{}" + "}" * 1500}, "invalid"),
+    ("save-event", {"session_id": SESSION, "event_type": "e", "payload": {"l": nested_list(70)}}, "invalid"),
     ("log-interaction", {"session_id": SESSION, "agent_type": "developer", "content": "x\ud800y"}, "invalid"),
     ("log-interaction", {"session_id": "{SESSION_ID}", "agent_type": "developer", "content": "x"}, "invalid"),
     ("log-interaction", {"session_id": "fz-missing", "agent_type": "developer", "content": "x"}, "not_found"),
@@ -191,3 +213,12 @@ def test_a_cursor_with_a_huge_position_is_invalid(harness: Harness, tool: str) -
                                             "agent_type": "developer", "cursor": forged})
         if result.is_error:
             assert error_code(tool, result) in EXPECTED_CODES, text_of(result)[:300]
+
+
+def test_cli_rejects_nan_and_infinity_which_json_cannot_carry(db_path: Path) -> None:
+    """Python's JSON parser accepts NaN in --json; stored, it would come back as something else: invalid."""
+    for number in ("NaN", "Infinity", "-Infinity"):
+        proc = run_cli(db_path, "create-session", "--json",
+                       f'{{"session_id": "nan-1", "requirements": "r", "metadata": {{"x": {number}}}}}')
+        assert proc.returncode == 2, proc.stderr
+        assert json.loads(proc.stderr)["error"]["code"] == "invalid"
