@@ -44,6 +44,26 @@ async def test_packages_are_ranked_by_priority_then_newest(store: Store) -> None
     assert rest["next_cursor"] is None
 
 
+async def test_consuming_a_page_does_not_make_the_next_page_skip_packages(store: Store) -> None:
+    """Read a page, mark it consumed, read the next page: every package is seen exactly once."""
+    await _session(store)
+    for n in range(7):
+        await _package(store, f"p{n}", ["low", "high", "critical"][n % 3])
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await op(store, "get-context-packages", session_id="s1", agent_type="qa_expert", limit=2,
+                        cursor=cursor)
+        for item in page["items"]:
+            await op(store, "mark-context-consumed", session_id="s1", package_id=item["package_id"],
+                     agent_type="qa_expert")
+        seen += [item["summary"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ["p5", "p2", "p4", "p1", "p6", "p3", "p0"]
+
+
 async def test_only_addressed_unconsumed_packages_are_returned(store: Store) -> None:
     """A consumed package disappears for that consumer only; include_consumed brings it back."""
     await _session(store)

@@ -26,11 +26,10 @@ from baton.models import (
     SessionId,
     Text,
 )
-from baton.operations import cut_text, fit_to_budget, operation
+from baton.operations import cursor_position, cut_text, encode_cursor, fit_to_budget, operation
 from baton.redact import redact
 from baton.store import Store, fetch_all, fetch_one
 from baton.tools._common import MAX_CONTENT_CHARS, require_session
-from baton.tools._domain import next_page, page_offset
 
 PackageType = Literal["research", "failures", "decisions", "handoff", "investigation"]
 Priority = Literal["low", "medium", "high", "critical"]
@@ -190,10 +189,14 @@ async def get_context_packages(store: Store, args: GetContextPackagesInput) -> P
 
     Ranked critical > high > medium > low, then newest. With group_id: that group's packages and
     the session-global ones. include_consumed also returns those already consumed."""
-    offset = page_offset(args.cursor)
     where = ["p.session_id = :session_id"]
     params: dict[str, Any] = {"session_id": args.session_id, "agent": args.agent_type, "max_chars": args.max_chars,
-                              "limit": args.limit + 1, "offset": offset}
+                              "limit": args.limit + 1}
+    if args.cursor is not None:
+        # Keyset, not offset: consuming the first page's packages must not make the next page skip any.
+        where.append("(p.priority_rank < :rank OR (p.priority_rank = :rank AND p.package_id < :before))")
+        params["rank"] = cursor_position(args.cursor, "rank", 0)
+        params["before"] = cursor_position(args.cursor, "before", 0)
     if args.group_id is not None:
         where.append("p.group_id IN (:group_id, 'global')")
         params["group_id"] = args.group_id
@@ -205,13 +208,14 @@ async def get_context_packages(store: Store, args: GetContextPackagesInput) -> P
     if not args.include_superseded:
         where.append("p.superseded_by IS NULL")
     sql = (
-        "SELECT p.package_id, p.session_id, p.group_id, p.package_type, p.priority, p.producer, p.summary,"
+        "SELECT p.package_id, p.priority_rank, p.session_id, p.group_id, p.package_type, p.priority, p.producer,"
+        " p.summary,"
         " substr(p.content, 1, :max_chars + 1) AS content, p.file_path, p.size_bytes, p.version, p.supersedes,"
         " p.superseded_by, p.redacted, p.created_at, c.consumed_at"
         " FROM context_packages p JOIN context_package_consumers c"
         " ON c.package_id = p.package_id AND c.agent_type = :agent"
         f" WHERE {' AND '.join(where)}"
-        " ORDER BY p.priority_rank DESC, p.package_id DESC LIMIT :limit OFFSET :offset"
+        " ORDER BY p.priority_rank DESC, p.package_id DESC LIMIT :limit"
     )
     async with store.read() as conn:
         await require_session(conn, args.session_id)
@@ -240,7 +244,11 @@ async def get_context_packages(store: Store, args: GetContextPackagesInput) -> P
         ))
     items, over = fit_to_budget(items)
     more = over or len(rows) > args.limit
-    return Page[ContextPackage](items=items, next_cursor=next_page(offset, len(items), more), truncated=over)
+    next_cursor = None
+    if more and items:
+        last = shown[len(items) - 1]
+        next_cursor = encode_cursor({"rank": last["priority_rank"], "before": last["package_id"]})
+    return Page[ContextPackage](items=items, next_cursor=next_cursor, truncated=over)
 
 
 class MarkContextConsumedInput(Input):
