@@ -155,18 +155,19 @@ def _tool_for(operation: Operation) -> Tool:
         store = ctx.request_context.lifespan_context.store
         try:
             result = await operation.run(store, arguments)
+            # The text copy (for clients that ignore structured content) is compact JSON, not indented,
+            # so the whole response stays within the budget. Serialising is inside the try: stored data
+            # that cannot be serialised must not escape as the SDK's opaque "Error executing tool".
+            return CallToolResult(
+                content=[TextContent(type="text", text=result.model_dump_json())],
+                structured_content=result.model_dump(mode="json"),
+            )
         except BatonError as exc:
             raise ToolError(str(exc)) from None
         except Exception as exc:
             # A bug, not bad input: keep the traceback in the log and tell the client something useful.
             log.exception("tool %s failed", operation.name)
             raise ToolError(f"internal: {type(exc).__name__}: {exc} (a Baton bug; the log has details)") from exc
-        # The text copy (for clients that ignore structured content) is compact JSON, not indented,
-        # so the whole response stays within the budget.
-        return CallToolResult(
-            content=[TextContent(type="text", text=result.model_dump_json())],
-            structured_content=result.model_dump(mode="json"),
-        )
 
     return Tool(
         fn=call,
