@@ -4,6 +4,7 @@ never a partial write, and the server keeps serving."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -222,3 +223,21 @@ def test_cli_rejects_nan_and_infinity_which_json_cannot_carry(db_path: Path) -> 
                        f'{{"session_id": "nan-1", "requirements": "r", "metadata": {{"x": {number}}}}}')
         assert proc.returncode == 2, proc.stderr
         assert json.loads(proc.stderr)["error"]["code"] == "invalid"
+
+
+def test_unserialisable_stored_data_is_a_coded_error_not_the_sdk_opaque_one(tmp_path: Path) -> None:
+    """State nested too deep to serialise (written before such input was refused, or by another tool):
+    reading it answers `internal: ...` with the reason, never the SDK's bare "Error executing tool"."""
+    db_path = tmp_path / "deep.db"
+    cli_json(db_path, "create-session", "--session-id", SESSION, "--requirements", "deep")
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("INSERT INTO state_snapshots (session_id, state_type, group_id, version, state, saved_at)"
+                     " VALUES (?, 'pm', 'global', 1, ?, '2026-01-01T00:00:00.000Z')",
+                     (SESSION, '{"a":' * 1500 + "{}" + "}" * 1500))
+    conn.close()
+    with sync_client(db_path) as client:
+        result = client.call("get-state", {"session_id": SESSION, "state_type": "pm"})
+        assert result.is_error
+        assert text_of(result).startswith("Error executing tool get-state: internal: "), text_of(result)[:300]
+        assert not client.call("health", {}).is_error
