@@ -28,6 +28,8 @@ def tools_table() -> str:
     rows = ["| tool | profile | kind | inputs (`?` optional) | what it does |", "|---|---|---|---|---|"]
     for op in catalog().values():
         kind = "read" if op.read_only else ("write, idempotent" if op.idempotent else "write")
+        if op.destructive:
+            kind = "write, **deletes**"
         rows.append(f"| `{op.name}` | {op.profile} | {kind} | {_inputs(op)} | {op.summary} |")
     return "\n".join(rows)
 

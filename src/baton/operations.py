@@ -41,6 +41,7 @@ class Operation:
     profile: Profile
     read_only: bool
     idempotent: bool
+    destructive: bool = False
 
     # The models come from the handler's annotations, resolved on first use: resolving them all at
     # import (generic pages build their validators) is most of a CLI run's own start-up cost.
@@ -81,6 +82,7 @@ def operation(
     profile: Profile = "core",
     read_only: bool = False,
     idempotent: bool = False,
+    destructive: bool = False,
 ) -> Callable[[Callable[[Any, InT], Awaitable[OutT]]], Callable[[Any, InT], Awaitable[OutT]]]:
     """Declare a handler as the operation `name`; its annotations give the input and output models."""
 
@@ -94,6 +96,7 @@ def operation(
             profile=profile,
             read_only=read_only,
             idempotent=idempotent,
+            destructive=destructive,
         )
         return handler
 

@@ -33,7 +33,8 @@ log = logging.getLogger("baton.server")
 
 INSTRUCTIONS = (
     "Baton keeps the shared state of a team of coding agents: sessions, task groups, logs, "
-    "reasoning, success criteria, saved state, token usage. Create a session first; pass its "
+    "reasoning, success criteria, saved state, token usage (and, with --tools all, context packages, "
+    "skill outputs, error patterns, strategies, plans, routing and search). Create a session first; pass its "
     "session_id to every other tool. Errors start with a stable code (invalid, not_found, conflict, "
     "invalid_transition, busy). Writes accept idempotency_key so a retry never writes twice."
 )
@@ -140,11 +141,12 @@ def output_schema(operation: Operation) -> dict[str, Any]:
 def _annotations(operation: Operation) -> ToolAnnotations:
     # destructiveHint and idempotentHint only mean something for tools that write. Only hints that
     # differ from the spec's defaults (readOnly false, destructive true, idempotent false, openWorld
-    # true) are sent: a default costs context on every request and says nothing. Nothing in Baton destroys.
+    # true) are sent: a default costs context on every request and says nothing. Only explicit
+    # maintenance operations (e.g. prune-error-patterns) destroy anything.
     if operation.read_only:
         return ToolAnnotations(read_only_hint=True, open_world_hint=False)
     return ToolAnnotations(
-        destructive_hint=False,
+        destructive_hint=None if operation.destructive else False,
         idempotent_hint=True if operation.idempotent else None,
         open_world_hint=False,
     )

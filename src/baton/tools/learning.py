@@ -308,7 +308,7 @@ class PruneResult(Output):
     pattern_ids: list[int] = Field(description="The expired patterns (up to 500).")
 
 
-@operation("prune-error-patterns", title="Prune expired error patterns", profile="full")
+@operation("prune-error-patterns", title="Prune expired error patterns", profile="full", destructive=True)
 async def prune_error_patterns(store: Store, args: PruneErrorPatternsInput) -> PruneResult:
     """Delete error patterns whose TTL has passed (only with confirm=true; otherwise a dry run).
 
