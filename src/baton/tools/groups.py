@@ -10,7 +10,19 @@ from pydantic import Field, model_validator
 
 from baton.clock import utc_now
 from baton.errors import Conflict, InvalidTransition, NotFound
-from baton.models import MAX_LIMIT, Cursor, GroupId, Input, Limit, NewGroupId, Output, Page, SessionId, Text
+from baton.models import (
+    MAX_LIMIT,
+    Cursor,
+    GroupId,
+    IdempotencyKey,
+    Input,
+    Limit,
+    NewGroupId,
+    Output,
+    Page,
+    SessionId,
+    Text,
+)
 from baton.operations import cursor_position, encode_cursor, fit_to_budget, operation
 from baton.store import Store, fetch_all, fetch_one
 from baton.tools._common import load_json, require_session
@@ -155,10 +167,11 @@ class UpdateTaskGroupInput(Input):
     expected_status: GroupStatus | None = Field(
         None, description="Compare-and-set: fail with conflict unless the group currently has this status."
     )
+    idempotency_key: IdempotencyKey | None = None
 
     @model_validator(mode="after")
     def _changes_something(self) -> UpdateTaskGroupInput:
-        if not self.model_fields_set - {"session_id", "group_id", "expected_status"}:
+        if not self.model_fields_set - {"session_id", "group_id", "expected_status", "idempotency_key"}:
             raise ValueError("nothing to update: give at least one field or an increment")
         return self
 
@@ -169,42 +182,51 @@ async def update_task_group(store: Store, args: UpdateTaskGroupInput) -> TaskGro
 
     Status changes follow the transition table (invalid_transition otherwise). expected_status
     makes the update conditional on the current status (conflict if it differs). Counters are
-    only ever changed with increment, computed in SQL, never from a value the caller read.
+    only ever changed with increment, computed in SQL, never from a value the caller read. With an
+    idempotency_key a retry (say, after a lost answer) returns the first result and adds nothing twice.
     """
     fields = args.model_dump(
-        exclude_unset=True, exclude={"session_id", "group_id", "increment", "expected_status"}
+        exclude_unset=True, exclude={"session_id", "group_id", "increment", "expected_status", "idempotency_key"}
     )
     if "specializations" in fields:
         fields["specializations"] = json.dumps(fields["specializations"])
     if "security_sensitive" in fields:
         fields["security_sensitive"] = int(fields["security_sensitive"])
     async with store.write() as conn:
-        row = await _require_group(conn, args.session_id, args.group_id)
-        current = row["status"]
-        if args.expected_status is not None and current != args.expected_status:
-            raise Conflict(
-                f"task group {args.group_id!r} is {current}, not the expected {args.expected_status}; "
-                "re-read it and decide again"
+
+        async def write() -> dict[str, Any]:
+            row = await _require_group(conn, args.session_id, args.group_id)
+            current = row["status"]
+            if args.expected_status is not None and current != args.expected_status:
+                raise Conflict(
+                    f"task group {args.group_id!r} is {current}, not the expected {args.expected_status}; "
+                    "re-read it and decide again"
+                )
+            target = fields.get("status")
+            if target is not None and target != current and target not in GROUP_TRANSITIONS[current]:
+                allowed = ", ".join(GROUP_TRANSITIONS[current]) or "none (terminal)"
+                raise InvalidTransition(
+                    f"task group {args.group_id!r} is {current}; it cannot become {target} (allowed: {allowed})"
+                )
+            assignments = [f"{column} = ?" for column in fields]
+            params: list[Any] = list(fields.values())
+            for counter, delta in (args.increment or {}).items():
+                assignments.append(f"{counter} = {counter} + ?")
+                params.append(delta)
+            assignments.append("updated_at = ?")
+            params.append(utc_now())
+            await conn.execute(
+                f"UPDATE task_groups SET {', '.join(assignments)} WHERE session_id = ? AND group_id = ?",
+                (*params, args.session_id, args.group_id),
             )
-        target = fields.get("status")
-        if target is not None and target != current and target not in GROUP_TRANSITIONS[current]:
-            allowed = ", ".join(GROUP_TRANSITIONS[current]) or "none (terminal)"
-            raise InvalidTransition(
-                f"task group {args.group_id!r} is {current}; it cannot become {target} (allowed: {allowed})"
-            )
-        assignments = [f"{column} = ?" for column in fields]
-        params: list[Any] = list(fields.values())
-        for counter, delta in (args.increment or {}).items():
-            assignments.append(f"{counter} = {counter} + ?")
-            params.append(delta)
-        assignments.append("updated_at = ?")
-        params.append(utc_now())
-        await conn.execute(
-            f"UPDATE task_groups SET {', '.join(assignments)} WHERE session_id = ? AND group_id = ?",
-            (*params, args.session_id, args.group_id),
+            updated = await _require_group(conn, args.session_id, args.group_id)
+            return TaskGroup.from_row(updated).model_dump(mode="json")
+
+        result, _ = await store.idempotent(
+            conn, session_id=args.session_id, operation="update-task-group", key=args.idempotency_key,
+            payload=args.model_dump(exclude={"idempotency_key"}), write=write,
         )
-        updated = await _require_group(conn, args.session_id, args.group_id)
-    return TaskGroup.from_row(updated)
+    return TaskGroup(**result)
 
 
 class GetTaskGroupsInput(Input):
