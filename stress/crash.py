@@ -5,9 +5,10 @@
 
 Each round starts the servers, drives writes through real MCP clients over stdio, and after a
 random number of acknowledgements (so calls are in flight) kills every server with SIGKILL.
-Afterwards every write a client saw acknowledged must be in the file exactly once (a write whose
-answer was lost may or may not be there, but never twice), `PRAGMA integrity_check` must say ok,
-and a fresh server must start and serve reads and writes. Exit 1 otherwise.
+A write whose answer a kill lost is retried, as an agent would, with the same idempotency key by
+the next round's server (or finally a fresh one). Afterwards every acknowledged write must be in
+the file exactly once, the shared counter must equal the increments exactly, `PRAGMA
+integrity_check` must say ok, and the fresh server must serve reads and writes. Exit 1 otherwise.
 """
 
 from __future__ import annotations
@@ -33,19 +34,17 @@ class CrashResult:
     tally: Tally
     verdict: Verdict
     fresh_server_ok: bool
+    unanswered_at_end: int
 
-    @property
-    def unknown(self) -> int:
-        """Writes in flight when the server died: the client never learned their outcome."""
-        return self.tally.attempted_count - self.tally.acked_count
 
     def line(self) -> str:
         v = self.verdict
         return (
-            f"{self.rounds} rounds, {self.kills} SIGKILLs in {self.seconds:.1f}s: {v.acked} writes acknowledged, "
-            f"{self.unknown} in flight at a kill; acknowledged writes lost {len(v.lost)}; duplicated "
-            f"{len(v.duplicated)}; phantom {len(v.phantom)}; counter {v.counter} (acknowledged "
-            f"{v.counter_expected_min}..attempted {v.counter_expected_max}); integrity {v.integrity}; "
+            f"{self.rounds} rounds, {self.kills} SIGKILLs in {self.seconds:.1f}s: {v.acked} writes acknowledged; "
+            f"{self.tally.retries} retries of writes whose answer a kill lost (same idempotency key), "
+            f"{self.unanswered_at_end} unanswered after the last kill; acknowledged writes lost {len(v.lost)}; "
+            f"duplicated {len(v.duplicated)}; phantom {len(v.phantom)}; counter {v.counter} (acknowledged "
+            f"increments {v.counter_expected_min}); integrity {v.integrity}; "
             f"fresh server serves: {self.fresh_server_ok}"
         )
 
@@ -57,6 +56,7 @@ async def _round(db_path: Path, number: int, servers: int, lanes: int, rng: rand
     pids: list[int] = []
     ready = anyio.Event()
     kill_now = anyio.Event()
+    unanswered = tally.unanswered()
 
     async def server_worker(index: int) -> None:
         nonlocal acked_this_round
@@ -66,6 +66,11 @@ async def _round(db_path: Path, number: int, servers: int, lanes: int, rng: rand
                 if len(pids) == servers:
                     ready.set()
                 await ready.wait()
+                if index == 0:
+                    # What an agent does after its server died: retry with the same idempotency keys.
+                    for writer, call_index in unanswered:
+                        tally.retries += 1
+                        await mcp_write(client, tally, writer, call_index)
 
                 async def lane(start: int) -> None:
                     nonlocal acked_this_round
@@ -93,14 +98,17 @@ async def _round(db_path: Path, number: int, servers: int, lanes: int, rng: rand
     return len(pids)
 
 
-async def fresh_server_serves(db_path: Path) -> bool:
-    with anyio.fail_after(60):
+async def fresh_server_serves(db_path: Path, tally: Tally) -> bool:
+    """A fresh server starts, retries the writes whose answers the last kill lost, reads and writes."""
+    with anyio.fail_after(120):
         async with serve(db_path) as client:
+            for writer, call_index in tally.unanswered():
+                tally.retries += 1
+                await mcp_write(client, tally, writer, call_index)
             health = await client.call_tool("health", {})
-            written = await client.call_tool("log-interaction", {
-                "session_id": SESSION_ID, "agent_type": "developer", "content": "after the crashes"})
+            written = await mcp_write(client, tally, "fresh", 0)
             page = await client.call_tool("get-logs", {"session_id": SESSION_ID, "limit": 1})
-    return not (health.is_error or written.is_error or page.is_error)
+    return written and not (health.is_error or page.is_error)
 
 
 async def run_crash(db_path: Path, rounds: int, servers: int = 2, lanes: int = 4, seed: int = 0) -> CrashResult:
@@ -112,8 +120,9 @@ async def run_crash(db_path: Path, rounds: int, servers: int = 2, lanes: int = 4
     for number in range(rounds):
         kills += await _round(db_path, number, servers, lanes, rng, tally)
     seconds = time.perf_counter() - started
-    verdict = verify(db_path, tally)
-    return CrashResult(rounds, kills, seconds, tally, verdict, await fresh_server_serves(db_path))
+    in_flight = len(tally.unanswered())
+    fresh_ok = await fresh_server_serves(db_path, tally)
+    return CrashResult(rounds, kills, seconds, tally, verify(db_path, tally), fresh_ok, in_flight)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     print(result.line(), flush=True)
     for error in result.tally.errors[:5]:
         print(f"  error surfaced before a kill: {error}")
-    return 0 if result.verdict.ok and result.fresh_server_ok and not result.tally.errors else 1
+    exact = result.verdict.counter == result.verdict.counter_expected_min and not result.tally.unanswered()
+    return 0 if result.verdict.ok and exact and result.fresh_server_ok and not result.tally.errors else 1
 
 
 if __name__ == "__main__":

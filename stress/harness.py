@@ -64,17 +64,20 @@ async def run_cli(db_path: Path, *args: str) -> tuple[int, str, str]:
 
 def write_arguments(kind: str, marker: str, writer: str) -> dict[str, Any]:
     """The arguments of one write of `kind`, identifiable afterwards by `marker`."""
+    # The marker doubles as the idempotency key, so a retry of a write whose answer was lost is safe.
+    # save-success-criteria needs none: the same criterion text again adds nothing.
     base = {"session_id": SESSION_ID}
+    keyed = {**base, "idempotency_key": marker}
     if kind == "log-interaction":
-        return {**base, "agent_type": "developer", "agent_id": writer, "content": marker}
+        return {**keyed, "agent_type": "developer", "agent_id": writer, "content": marker}
     if kind == "save-reasoning":
-        return {**base, "agent_type": "qa_expert", "agent_id": writer, "phase": "approach", "content": marker}
+        return {**keyed, "agent_type": "qa_expert", "agent_id": writer, "phase": "approach", "content": marker}
     if kind == "update-task-group":
-        return {**base, "group_id": GROUP_ID, "increment": {"qa_attempts": 1}}
+        return {**keyed, "group_id": GROUP_ID, "increment": {"qa_attempts": 1}}
     if kind == "save-success-criteria":
         return {**base, "criteria": [{"criterion": marker}]}
     if kind == "log-tokens":
-        return {**base, "agent_type": "developer", "agent_id": writer, "input_tokens": 3, "output_tokens": 5,
+        return {**keyed, "agent_type": "developer", "agent_id": writer, "input_tokens": 3, "output_tokens": 5,
                 "model": marker}
     raise ValueError(kind)
 
@@ -88,6 +91,13 @@ class Tally:
     errors: list[str] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     cli_latencies_ms: list[float] = field(default_factory=list)
+    calls: dict[str, tuple[str, int]] = field(default_factory=dict)
+    retries: int = 0
+
+    def unanswered(self) -> list[tuple[str, int]]:
+        """(writer, index) of every write attempted but never acknowledged (its outcome unknown)."""
+        acked = set().union(*self.acked.values())
+        return [call for marker, call in self.calls.items() if marker not in acked]
 
     @property
     def acked_count(self) -> int:
@@ -103,6 +113,7 @@ async def mcp_write(client: Client, tally: Tally, writer: str, index: int) -> bo
     kind = KINDS[index % len(KINDS)]
     marker = f"{writer}-{index}"
     tally.attempted[kind].add(marker)
+    tally.calls[marker] = (writer, index)
     started = time.perf_counter()
     with anyio.fail_after(CALL_TIMEOUT_S):
         result = await client.call_tool(kind, write_arguments(kind, marker, writer))
