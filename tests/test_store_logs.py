@@ -164,6 +164,11 @@ SECRETS = [
     ("private key", "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA75\n-----END RSA PRIVATE KEY-----",
      "MIIEpAIBAAKCAQEA75"),
     ("url credentials", "db at postgres://admin:s3cr3tpass@db.local/x", "s3cr3tpass"),
+    ("env password", "export DB_PASSWORD=hunter2hunter2", "hunter2hunter2"),
+    ("env aws secret", "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY",
+     "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"),
+    ("env api key", "STRIPE_API_KEY: rk_live_abcdef123456", "rk_live_abcdef123456"),
+    ("env token", "SLACK_BOT_TOKEN='xyzzy12345plugh'", "xyzzy12345plugh"),
 ]
 
 
@@ -198,6 +203,7 @@ async def test_event_payload_secrets_are_redacted(store: Store, db_path: Path) -
     "def get_token(self): return self._token",
     "Bearer tokens are validated in auth.py",
     "See sk-learn docs and the AKIA prefix rule",
+    "called with max_tokens=4096 and input_tokens: 1800",
 ])
 async def test_ordinary_prose_about_secrets_is_not_redacted(store: Store, content: str) -> None:
     """Text that merely talks about passwords or tokens is stored unchanged with redacted=false."""
@@ -205,6 +211,15 @@ async def test_ordinary_prose_about_secrets_is_not_redacted(store: Store, conten
     written = await call(store, "log-interaction", session_id="s", agent_type="developer", content=content)
     assert written["redacted"] is False
     assert (await _all_logs(store, "s"))[0]["content"] == content
+
+
+async def test_long_unbroken_runs_are_redacted_in_linear_time(store: Store) -> None:
+    """A 100 KB run like `ab-ab-ab-...` is logged promptly (an unbounded pattern once made this quadratic)."""
+    await new_session(store, "s")
+    for run in ("ab-" * 34_000, "a.b" * 34_000, "x+" * 50_000):
+        with anyio.fail_after(20):
+            written = await call(store, "log-interaction", session_id="s", agent_type="developer", content=run)
+        assert written["redacted"] is False and written["content_length"] == len(run)
 
 
 async def test_save_reasoning_stores_phase_confidence_and_references(store: Store) -> None:

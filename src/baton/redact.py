@@ -24,13 +24,15 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"), MARK),  # Slack
     (re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), MARK),  # Google API key
     (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), MARK),  # JWT
-    # Credentials in URLs: scheme://user:password@host
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+(@)"), r"\1" + MARK + r"\2"),
-    # key = value / key: value where the key names a secret.
+    # Credentials in URLs: scheme://user:password@host. The scheme's length is bounded: unbounded, a long
+    # run like `a-b-c-...` made the scan quadratic (60 KB of it held the event loop for a minute).
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,30}://[^/\s:@]+:)[^@\s/]+(@)"), r"\1" + MARK + r"\2"),
+    # key = value / key: value where the key names a secret, also as the end of a longer name
+    # (DB_PASSWORD=, AWS_SECRET_ACCESS_KEY=, STRIPE_API_KEY=); `max_tokens=` is not one.
     (
         re.compile(
-            r"(?i)\b((?:api[_-]?key|secret(?:[_-]?key)?|access[_-]?token|auth[_-]?token|refresh[_-]?token"
-            r"|client[_-]?secret|password|passwd|pwd|private[_-]?key|token)[\"']?\s*[:=]\s*[\"']?)"
+            r"(?i)(?:\b|(?<=[_-]))((?:api[_-]?key|secret(?:[_-]?key)?|access[_-]?(?:token|key)|auth[_-]?token"
+            r"|refresh[_-]?token|client[_-]?secret|password|passwd|pwd|private[_-]?key|token)[\"']?\s*[:=]\s*[\"']?)"
             r"(?!\[REDACTED\])[^\s\"',;]{4,}"
         ),
         r"\1" + MARK,
