@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from baton.clock import utc_now
 from baton.models import AgentId, AgentType, GroupScope, IdempotencyKey, Input, Output, SessionId
-from baton.operations import operation
+from baton.operations import RESPONSE_BUDGET_CHARS, operation
 from baton.store import Store, fetch_all, fetch_one
 from baton.tools._common import require_session
 
@@ -66,13 +67,16 @@ class TokenSummary(Output):
     output_tokens: int
     cache_read_tokens: int
     cache_write_tokens: int
-    by: dict[str, int] = Field(description="Total per key; rows without the key are under \"unknown\".")
+    by: dict[str, int] = Field(description="Total per key, largest first; rows without the key are under \"unknown\".")
+    truncated: bool = Field(False, description="True when only the largest keys fit in one response (the totals "
+                                               "above still cover every row).")
 
 
 TOTAL = "input_tokens + output_tokens + cache_read_tokens + cache_write_tokens"
 
 
-async def token_summary_of(conn: Any, session_id: str, by: str) -> TokenSummary:
+async def token_summary_of(conn: Any, session_id: str, by: str, budget: int = RESPONSE_BUDGET_CHARS) -> TokenSummary:
+    """Totals over every row; `by` keeps the largest keys that fit in `budget` (thousands of agent ids do not)."""
     sums = await fetch_one(
         conn,
         "SELECT coalesce(sum(input_tokens), 0) AS i, coalesce(sum(output_tokens), 0) AS o,"
@@ -87,13 +91,22 @@ async def token_summary_of(conn: Any, session_id: str, by: str) -> TokenSummary:
         " GROUP BY k ORDER BY t DESC",
         (session_id,),
     )
+    kept: dict[str, int] = {}
+    used = 0
+    for row in groups:
+        # As escaped in the text copy: the key twice quoted, the number, the separators.
+        used += len(json.dumps(json.dumps(row["k"]))) + len(str(row["t"])) + 4
+        if used > budget:
+            break
+        kept[row["k"]] = row["t"]
     return TokenSummary(
         total=sums["i"] + sums["o"] + sums["cr"] + sums["cw"],
         input_tokens=sums["i"],
         output_tokens=sums["o"],
         cache_read_tokens=sums["cr"],
         cache_write_tokens=sums["cw"],
-        by={row["k"]: row["t"] for row in groups},
+        by=kept,
+        truncated=len(kept) < len(groups),
     )
 
 
