@@ -27,6 +27,8 @@ SNAPSHOT_STATE_CHARS = 6000
 # The snapshot's lists share what the session and the two states leave of the response budget (JSON
 # characters as escaped in the text copy), with this much kept for the counts and totals.
 FIXED_PARTS_CHARS = 4000
+# Tokens per agent type: a handful of keys normally; the largest ones when there are thousands.
+TOKENS_BUDGET = 2000
 
 
 class GroupsView(Output):
@@ -91,7 +93,7 @@ async def dashboard_snapshot(store: Store, args: DashboardSnapshotInput) -> Snap
         criteria = await criteria_summary(conn, args.session_id, budget=share, at_least_one=False)
         logs, logs_cut = fit_to_budget(await recent_logs(conn, args.session_id, args.log_limit, args.max_chars),
                                        share, at_least_one=False)
-        tokens = await token_summary_of(conn, args.session_id, "agent_type")
+        tokens = await token_summary_of(conn, args.session_id, "agent_type", TOKENS_BUDGET)
         phases = await fetch_all(
             conn,
             "SELECT phase, count(*) AS n FROM logs WHERE session_id = ? AND log_type = 'reasoning' GROUP BY phase",
@@ -118,7 +120,7 @@ async def dashboard_snapshot(store: Store, args: DashboardSnapshotInput) -> Snap
             reasoning={row["phase"]: row["n"] for row in phases},
             counts={**dict(counts_row), "task_groups": len(groups)},
             generated_at=utc_now(),
-            truncated=groups_cut or criteria.truncated or logs_cut,
+            truncated=groups_cut or criteria.truncated or logs_cut or tokens.truncated,
         )
 
 
