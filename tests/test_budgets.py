@@ -21,6 +21,7 @@ HUGE_LOGS = 4
 SESSIONS = 30
 GROUPS = 80
 CRITERIA = 400
+TOKEN_AGENTS = 1000
 
 
 def size(result: CallToolResult) -> int:
@@ -65,7 +66,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncClient]:
                 {"criterion": f"{i} " + "c" * 1990} for i in range(start, start + 200)]})
         for kind in ("pm", "orchestrator"):
             ok(client, "save-state", {"session_id": BIG, "state_type": kind, "state": {"notes": "n" * 29_000}})
-        for number in range(300):
+        for number in range(TOKEN_AGENTS):
             ok(client, "log-tokens", {"session_id": BIG, "agent_type": "developer", "input_tokens": 10,
                                       "agent_id": f"agent-{number}-" + "a" * 100, "model": f"m{number}"})
         yield client
@@ -184,3 +185,13 @@ def test_quote_heavy_session_fits_every_answer_that_carries_it(big: SyncClient) 
         assert not result.is_error and size(result) <= RESPONSE_CAP_CHARS, f"{tool}: {size(result)}"
     got = big.call("get-session", {"session_id": "quotes"}).structured_content
     assert got is not None and got["truncated"] is True and got["metadata"] == metadata
+
+
+def test_token_summary_over_a_thousand_agents_keeps_the_largest_and_exact_totals(big: SyncClient) -> None:
+    """Per-agent sums for 1000 agent ids do not fit: the largest keys are kept, truncated says so, and the
+    totals still count every row."""
+    result = big.call("token-summary", {"session_id": BIG, "by": "agent_id"})
+    assert not result.is_error and size(result) <= RESPONSE_CAP_CHARS, size(result)
+    summary = result.structured_content
+    assert summary is not None and summary["truncated"] is True
+    assert 0 < len(summary["by"]) < TOKEN_AGENTS and summary["input_tokens"] == 10 * TOKEN_AGENTS
