@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -11,9 +12,11 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+import pytest
 from mcp.client import Client
 from mcp.types import CallToolResult, TextContent
 
+from baton.migrations import migrate
 from baton.server import build_server
 from baton.store import Store
 from baton.tools import catalog, select
@@ -76,6 +79,30 @@ async def new_session(store: Store, session_id: str = "s1", **arguments: Any) ->
     arguments.setdefault("requirements", "build the thing")
     created = await call(store, "create-session", session_id=session_id, **arguments)
     return str(created["session_id"])
+
+
+@pytest.fixture(scope="session", name="migrated_template")
+def migrated_template_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One database migrated to the latest schema, checkpointed into a single file, to copy from."""
+    template = tmp_path_factory.mktemp("template") / "template.db"
+    migrate(template)
+    conn = sqlite3.connect(template)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    return template
+
+
+@pytest.fixture(name="store")
+async def copied_store_fixture(db_path: Path, migrated_template: Path) -> AsyncIterator[Store]:
+    """conftest's store, started from a copy of a migrated database (test_schema covers migrating)."""
+    shutil.copyfile(migrated_template, db_path)
+    opened = await Store.open(db_path)
+    try:
+        yield opened
+    finally:
+        await opened.close()
 
 
 @asynccontextmanager

@@ -12,7 +12,13 @@ from baton import __version__
 from baton.errors import InvalidInput, NotFound
 from baton.migrations import latest_version
 from baton.store import Store
-from tests.core_helpers import TIMESTAMP, new_session, run
+from tests.core_helpers import (  # noqa: F401 (the *_fixture names: stores start from a migrated copy)
+    TIMESTAMP,
+    copied_store_fixture,
+    migrated_template_fixture,
+    new_session,
+    run,
+)
 from tests.helpers import call
 
 

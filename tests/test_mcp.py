@@ -15,7 +15,18 @@ from baton.operations import registry
 from baton.server import build_server
 from baton.store import Store
 from baton.tools import catalog, select
-from tests.core_helpers import CORE_TOOLS, MODES, Mode, connected, dump_tables, error_code, ok, result_text
+from tests.core_helpers import (  # noqa: F401 (the *_fixture names: stores start from a migrated copy)
+    CORE_TOOLS,
+    MODES,
+    Mode,
+    connected,
+    copied_store_fixture,
+    dump_tables,
+    error_code,
+    migrated_template_fixture,
+    ok,
+    result_text,
+)
 
 pytestmark = pytest.mark.parametrize("mode", MODES)
 

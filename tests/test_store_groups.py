@@ -13,7 +13,15 @@ import pytest
 from baton.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from baton.store import Store
 from baton.tools.groups import COUNTERS, GROUP_TRANSITIONS
-from tests.core_helpers import PLACEHOLDERS, TIMESTAMP, new_session, run, unchanged
+from tests.core_helpers import (  # noqa: F401 (the *_fixture names: stores start from a migrated copy)
+    PLACEHOLDERS,
+    TIMESTAMP,
+    copied_store_fixture,
+    migrated_template_fixture,
+    new_session,
+    run,
+    unchanged,
+)
 from tests.helpers import call
 
 STATUSES = ("pending", "in_progress", "approved_pending_merge", "merging", "completed", "failed")

@@ -12,7 +12,15 @@ import pytest
 
 from baton.errors import Busy, Conflict, InvalidInput, NotFound
 from baton.store import Store
-from tests.core_helpers import PLACEHOLDERS, TIMESTAMP, dump_tables, new_session, unchanged
+from tests.core_helpers import (  # noqa: F401 (the *_fixture names: stores start from a migrated copy)
+    PLACEHOLDERS,
+    TIMESTAMP,
+    copied_store_fixture,
+    dump_tables,
+    migrated_template_fixture,
+    new_session,
+    unchanged,
+)
 from tests.helpers import call
 
 

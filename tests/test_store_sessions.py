@@ -13,7 +13,14 @@ import pytest
 
 from baton.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from baton.store import Store
-from tests.core_helpers import PLACEHOLDERS, TIMESTAMP, new_session, unchanged
+from tests.core_helpers import (  # noqa: F401 (the *_fixture names: stores start from a migrated copy)
+    PLACEHOLDERS,
+    TIMESTAMP,
+    copied_store_fixture,
+    migrated_template_fixture,
+    new_session,
+    unchanged,
+)
 from tests.helpers import call
 
 STATUSES = ("active", "paused", "completed", "failed", "cancelled")
