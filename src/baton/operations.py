@@ -244,6 +244,22 @@ def json_cost(value: BaseModel) -> int:
     return len(json.dumps(value.model_dump_json())) + 1
 
 
+# An object is sent back whole (get-state, get-session): once as structured content, once escaped in the
+# text copy, where every quote and backslash doubles. Its JSON, escaped, must stay under this.
+ESCAPED_OBJECT_LIMIT = 45_000
+
+
+def require_escaped_fit(text: str, what: str) -> None:
+    """Refuse an object's JSON that would not fit a response once escaped (a 30,000-character object made
+    of quotes is 60,000 escaped); nothing is written."""
+    escaped = len(json.dumps(text))
+    if escaped > ESCAPED_OBJECT_LIMIT:
+        raise InvalidInput(
+            f"{what} is {escaped} characters once escaped for JSON (quotes and backslashes count twice), over "
+            f"the {ESCAPED_OBJECT_LIMIT} limit that keeps it readable in one response; store large data in a file"
+        )
+
+
 def fit_to_budget(
     items: list[OutT], budget: int = RESPONSE_BUDGET_CHARS, *, at_least_one: bool = True
 ) -> tuple[list[OutT], bool]:

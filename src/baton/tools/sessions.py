@@ -32,6 +32,7 @@ from baton.operations import (
     fit_to_budget,
     json_cost,
     operation,
+    require_escaped_fit,
 )
 from baton.store import Store, fetch_all, fetch_one
 from baton.tools._common import dump_object, load_json, require_session
@@ -117,6 +118,7 @@ async def create_session(store: Store, args: CreateSessionInput) -> SessionCreat
     """
     session_id = args.session_id or new_session_id()
     metadata = dump_object(args.metadata or {}, "metadata")
+    require_escaped_fit(metadata, "metadata")
     now = utc_now()
     async with store.write() as conn:
         existing = await fetch_one(conn, "SELECT * FROM sessions WHERE session_id = ?", (session_id,))

@@ -10,7 +10,7 @@ from pydantic import Field
 from baton.clock import utc_now
 from baton.errors import NotFound
 from baton.models import GroupScope, Input, Output, SessionId
-from baton.operations import operation
+from baton.operations import operation, require_escaped_fit
 from baton.store import Store, fetch_one
 from baton.tools._common import dump_object, require_session
 
@@ -33,6 +33,7 @@ class StateSaved(Output):
 async def save_state(store: Store, args: SaveStateInput) -> StateSaved:
     """Save a new version of a state object; every earlier version is kept as history."""
     text = dump_object(args.state, "state")
+    require_escaped_fit(text, "state")
     saved_at = utc_now()
     async with store.write() as conn:
         await require_session(conn, args.session_id)
