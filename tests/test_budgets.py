@@ -195,3 +195,21 @@ def test_token_summary_over_a_thousand_agents_keeps_the_largest_and_exact_totals
     summary = result.structured_content
     assert summary is not None and summary["truncated"] is True
     assert 0 < len(summary["by"]) < TOKEN_AGENTS and summary["input_tokens"] == 10 * TOKEN_AGENTS
+
+
+def test_objects_that_could_not_be_read_back_in_one_response_are_refused(big: SyncClient) -> None:
+    """A 30,000-character object of quotes doubles when escaped: save-state and create-session refuse it
+    (invalid, nothing written); a quote-heavy object that fits is accepted and read back under the cap."""
+    quotes = {"k": '"' * 14_900}
+    refused = big.call("save-state", {"session_id": BIG, "state_type": "investigation", "state": quotes})
+    assert refused.is_error and error_code("save-state", refused) == "invalid", text_of(refused)
+    refused = big.call("create-session", {"session_id": "meta-quotes", "requirements": "r", "metadata": quotes})
+    assert refused.is_error and error_code("create-session", refused) == "invalid", text_of(refused)
+    assert big.call("get-session", {"session_id": "meta-quotes"}).is_error
+    dense = {f"k{i}": '"\\"' for i in range(1400)}
+    ok(big, "save-state", {"session_id": BIG, "state_type": "investigation", "state": dense})
+    read = big.call("get-state", {"session_id": BIG, "state_type": "investigation"})
+    assert not read.is_error and size(read) <= RESPONSE_CAP_CHARS, size(read)
+    ok(big, "create-session", {"session_id": "meta-dense", "requirements": "r" * 100_000, "metadata": dense})
+    read = big.call("get-session", {"session_id": "meta-dense"})
+    assert not read.is_error and size(read) <= RESPONSE_CAP_CHARS, size(read)
