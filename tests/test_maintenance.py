@@ -124,7 +124,12 @@ def server(session_db: Path) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(serve_command(session_db), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, env=cli_env(session_db))
     try:
-        wait_for(lambda: holders(session_db)["held"], what="the server to open the database")
+        # Ready means the store's own WAL connection is open, not merely the file (migrations open
+        # and close it first, and between the two the -shm file can vanish).
+        def store_open() -> bool:
+            held = holders(session_db)
+            return held["shm_lock"] == "held" and proc.pid in [p["pid"] for p in held["pids"]]
+        wait_for(store_open, what="the server to open its store")
         yield proc
     finally:
         assert proc.stdin is not None
