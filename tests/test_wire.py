@@ -108,6 +108,9 @@ async def test_handshake_era_wire_format(db_path: Path) -> None:
 
         listed = (await wire.request("tools/list"))["result"]
         _check_tools(listed["tools"])
+        # Context cost: every client puts this list in the model's context. The core profile's goal
+        # is 6,000 tokens (chars / 4) of compact JSON; bench/run.py reports the figure for each profile.
+        assert len(json.dumps(listed["tools"], separators=(",", ":"))) <= 24_000
 
         created = _check_call_result((await wire.request("tools/call", {
             "name": "create-session", "arguments": {"session_id": "wire-1", "requirements": "raw JSON-RPC"},

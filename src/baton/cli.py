@@ -14,11 +14,14 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from baton import __version__
 from baton.errors import BatonError, InvalidInput
 from baton.operations import Operation, field_takes_json
+
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
 
 # Commands that are not operations: name -> (module, summary). Each module has
 # `main(command: str, argv: list[str]) -> int` and is imported only when its command runs.
@@ -53,10 +56,19 @@ def _operation_parser(op: Operation, prog: str) -> argparse.ArgumentParser:
     for name, field in op.input_model.model_fields.items():
         flags = [f"--{name.replace('_', '-')}"] + ([f"--{name}"] if "_" in name else [])
         kind = "JSON" if field_takes_json(field.annotation) else "TEXT"
-        required = " (required)" if field.is_required() else ""
-        parser.add_argument(*flags, dest=name, metavar=kind, default=argparse.SUPPRESS,
-                            help=f"{field.description or ''}{required}".strip())
+        parser.add_argument(*flags, dest=name, metavar=kind, default=argparse.SUPPRESS, help=_field_help(field))
     return parser
+
+
+def _field_help(field: FieldInfo) -> str:
+    """The field's description plus what the MCP schema says in keywords: bounds, default, required."""
+    notes = ["required"] if field.is_required() else []
+    bounds = {k: getattr(m, k) for m in field.metadata for k in ("ge", "le") if getattr(m, k, None) is not None}
+    if bounds:
+        notes.append(f"{bounds.get('ge', '')}..{bounds.get('le', '')}")
+    if field.default is not None and not field.is_required() and isinstance(field.default, (int, str)):
+        notes.append(f"default {field.default}")
+    return f"{field.description or ''} ({', '.join(notes)})".strip() if notes else field.description or ""
 
 
 def _arguments(op: Operation, namespace: argparse.Namespace) -> dict[str, Any]:

@@ -87,7 +87,7 @@ AgentType = Annotated[
         min_length=1,
         max_length=64,
         pattern=r"^[a-z][a-z0-9_]*$",
-        description="e.g. developer, qa_expert, tech_lead, project_manager (alias pm).",
+        description="e.g. developer, qa_expert, tech_lead, project_manager (or pm).",
     ),
     BeforeValidator(_normalise_agent_type),
 ]
@@ -107,11 +107,11 @@ IdempotencyKey = Annotated[
 ]
 # Free text that must say something.
 Text = Annotated[str, AfterValidator(_not_blank)]
-Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description=f"Page size (max {MAX_LIMIT}).")]
+Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT)]  # the schema's maximum says the page size limit
 Cursor = Annotated[str, Field(max_length=200, description="`next_cursor` from the previous page.")]
 MaxChars = Annotated[
     int,
-    Field(ge=50, le=MAX_MAX_CHARS, description="Long text fields are cut to this many characters."),
+    Field(ge=50, le=MAX_MAX_CHARS, description="Cut long text to this length."),
 ]
 
 

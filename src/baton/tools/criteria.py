@@ -51,8 +51,8 @@ async def save_success_criteria(store: Store, args: SaveSuccessCriteriaInput) ->
     """Add success criteria to a session and return all of them.
 
     Adds only: a criterion whose exact text already exists is kept as it is (status and evidence
-    untouched), never replaced wholesale. When all of them do not fit in one response, truncated is
-    true and next_cursor continues with get-success-criteria.
+    untouched). If they do not all fit in one response, truncated is true and next_cursor continues
+    with get-success-criteria.
     """
     now = utc_now()
     async with store.write() as conn:
@@ -163,8 +163,8 @@ async def criteria_summary(conn: Any, session_id: str, after_id: int = 0, limit:
 async def get_success_criteria(store: Store, args: GetSuccessCriteriaInput) -> CriteriaSummary:
     """Read a session's success criteria with met/total counts and whether it is ready to complete.
 
-    The counts always cover every criterion; the items are all of them unless they do not fit in one
-    response: then truncated is true and next_cursor continues."""
+    The counts cover every criterion; if the items do not all fit in one response, truncated is true
+    and next_cursor continues."""
     async with store.read() as conn:
         await require_session(conn, args.session_id)
         return await criteria_summary(conn, args.session_id, cursor_position(args.cursor, "after", 0), args.limit)

@@ -75,7 +75,7 @@ async def _state_for_snapshot(conn: Any, session_id: str, state_type: str) -> di
 
 @operation("dashboard-snapshot", title="Dashboard snapshot", read_only=True, idempotent=True)
 async def dashboard_snapshot(store: Store, args: DashboardSnapshotInput) -> Snapshot:
-    """Everything a dashboard shows for one session, read in one consistent read transaction:
+    """Everything a dashboard shows for one session, in one consistent read transaction:
     session, latest PM and orchestrator state, task groups, success criteria, token totals,
     recent logs, reasoning by phase and row counts."""
     async with store.read() as conn:

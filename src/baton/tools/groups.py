@@ -180,10 +180,9 @@ class UpdateTaskGroupInput(Input):
 async def update_task_group(store: Store, args: UpdateTaskGroupInput) -> TaskGroup:
     """Change a task group's fields and add to its counters atomically.
 
-    Status changes follow the transition table (invalid_transition otherwise). expected_status
-    makes the update conditional on the current status (conflict if it differs). Counters are
-    only ever changed with increment, computed in SQL, never from a value the caller read. With an
-    idempotency_key a retry (say, after a lost answer) returns the first result and adds nothing twice.
+    Status changes follow the transition table (invalid_transition otherwise); expected_status
+    makes the update conditional (conflict if the current status differs). Counters change only
+    through increment. With an idempotency_key a retry returns the first result and adds nothing twice.
     """
     fields = args.model_dump(
         exclude_unset=True, exclude={"session_id", "group_id", "increment", "expected_status", "idempotency_key"}
@@ -240,8 +239,7 @@ class GetTaskGroupsInput(Input):
 async def get_task_groups(store: Store, args: GetTaskGroupsInput) -> Page[TaskGroup]:
     """Read the task groups of a session, oldest first, optionally only those with one status.
 
-    All of them in one answer unless they do not fit in one response: then truncated is true and
-    next_cursor continues where the answer stopped."""
+    If they do not all fit in one response, truncated is true and next_cursor continues."""
     after = cursor_position(args.cursor, "after_seq", 0)
     async with store.read() as conn:
         rows = await _group_rows(conn, args.session_id, args.status, after, args.limit + 1)

@@ -35,7 +35,7 @@ from baton.tools._common import MAX_CONTENT_CHARS, dump_object, load_json, requi
 LogType = Literal["interaction", "reasoning", "event"]
 Phase = Literal["understanding", "approach", "decisions", "risks", "blockers", "pivot", "completion"]
 Confidence = Literal["high", "medium", "low"]
-Content = Annotated[Text, Field(max_length=MAX_CONTENT_CHARS, description="The text; secrets are redacted.")]
+Content = Annotated[Text, Field(max_length=MAX_CONTENT_CHARS)]  # redaction is said in each tool's description
 Iteration = Annotated[int, Field(ge=0, le=1_000_000)]
 
 
@@ -248,8 +248,8 @@ class SaveReasoningInput(Input):
 
 @operation("save-reasoning", title="Save agent reasoning")
 async def save_reasoning(store: Store, args: SaveReasoningInput) -> LogWritten:
-    """Record an agent's reasoning for one phase (understanding, approach, decisions, risks, blockers,
-    pivot, completion) of its work on a group."""
+    """Record an agent's reasoning for one phase of its work on a group (secrets are redacted before
+    storage)."""
     fields = args.model_dump(exclude={"idempotency_key", "references"})
     fields["refs"] = None if args.references is None else json.dumps(args.references)
     return await insert_log(store, "save-reasoning", {**fields, "log_type": "reasoning"}, args.idempotency_key)

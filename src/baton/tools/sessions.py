@@ -96,7 +96,7 @@ class SessionCreated(Session):
 
 
 class CreateSessionInput(Input):
-    session_id: SessionId | None = Field(None, description="Omit to have a unique, sortable id generated.")
+    session_id: SessionId | None = Field(None, description="Omit for a generated unique, sortable id.")
     requirements: Annotated[Text, Field(min_length=1, max_length=200_000, description="What the user asked for.")]
     mode: SessionMode = "simple"
     project: Project | None = None
@@ -210,8 +210,8 @@ class UpdateSessionStatusInput(Input):
 async def update_session_status(store: Store, args: UpdateSessionStatusInput) -> Session:
     """Move a session to a new status.
 
-    completed, failed and cancelled are terminal (ended_at is set on entry); leaving a terminal
-    status is invalid_transition. Setting the current status again changes nothing.
+    completed, failed and cancelled are terminal (ended_at is set); leaving one is
+    invalid_transition. Setting the current status again changes nothing.
     """
     async with store.write() as conn:
         row = await require_session(conn, args.session_id)
