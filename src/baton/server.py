@@ -80,6 +80,10 @@ def _without_null_default(prop: dict[str, Any]) -> dict[str, Any]:
 def input_schema(operation: Operation) -> dict[str, Any]:
     schema: dict[str, Any] = _without_titles(operation.input_model.model_json_schema())
     schema.pop("description", None)
+    # Unknown parameters are still refused (`invalid: unknown parameter 'x' (allowed: ...)`), but the
+    # schema does not say `additionalProperties: false`: 28 characters on every tool in every client's
+    # context, and a keyword some model providers' schema dialects (Gemini's) do not accept.
+    schema.pop("additionalProperties", None)
     schema["properties"] = {
         name: _without_implied(_without_null_default(p)) for name, p in schema["properties"].items()
     }
@@ -120,25 +124,38 @@ def json_types(annotation: Any) -> list[str]:
     return []  # Any: no type to state
 
 
-def _shallow(annotation: Any) -> dict[str, Any]:
-    """A field's schema reduced to its JSON type(s).
-
-    A field that may be null is published as `{}` (any value): written out, `anyOf: [{type: X},
-    {type: null}]` cost 45 characters a field, a quarter of the core profile's output schemas, in
-    every client's context. A `type` array would be shorter but clients that map schemas onto a
-    single-type dialect (Gemini's OpenAPI subset) reject it and the Inspector's `--strict` flags it.
-    """
-    types = list(dict.fromkeys(json_types(annotation)))
+def _shallow(types: list[str]) -> dict[str, Any]:
+    """A field's schema reduced to its JSON type(s). Several types are `anyOf` branches, never a
+    `type` array: clients that map schemas onto a single-type dialect (Gemini's OpenAPI subset)
+    reject arrays; the Inspector's `--strict` flags them."""
     if len(types) > 1:
-        return {} if "null" in types else {"anyOf": [{"type": t} for t in types]}
+        return {"anyOf": [{"type": t} for t in types]}
     return {"type": types[0]} if types else {}
 
 
 def output_schema(operation: Operation) -> dict[str, Any]:
     """A correct but shallow output schema: top-level fields and their types. The structured
-    result is still validated against the full pydantic model before it is sent."""
-    fields = operation.output_model.model_fields
-    return {"type": "object", "properties": {name: _shallow(field.annotation) for name, field in fields.items()}}
+    result is still validated against the full pydantic model before it is sent.
+
+    Fields that are a single type or null are named in the description instead of as properties
+    (an unlisted property may hold anything): spelled `anyOf: [{type: X}, {type: null}]` they cost
+    45 characters each, a quarter of the core profile's output schemas in every client's context,
+    and `{}` is flagged by the Inspector's `--strict` as constraining nothing.
+    """
+    properties: dict[str, Any] = {}
+    nullable: dict[str, list[str]] = {}
+    for name, field in operation.output_model.model_fields.items():
+        types = list(dict.fromkeys(json_types(field.annotation)))
+        if len(types) == 2 and "null" in types:
+            (kind,) = [t for t in types if t != "null"]
+            nullable.setdefault(kind, []).append(name)
+        else:
+            properties[name] = _shallow(types)
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if nullable:
+        schema["description"] = "Also (or null): " + "; ".join(
+            f"{kind} {', '.join(names)}" for kind, names in nullable.items()) + "."
+    return schema
 
 
 def _annotations(operation: Operation) -> ToolAnnotations:

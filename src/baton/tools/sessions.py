@@ -114,7 +114,7 @@ async def create_session(store: Store, args: CreateSessionInput) -> SessionCreat
     """Start an orchestration session.
 
     Idempotent on session_id: the same payload again returns the existing session with
-    created=false; a different payload for an existing id is a conflict.
+    created=false; a different payload is a conflict.
     """
     session_id = args.session_id or new_session_id()
     metadata = dump_object(args.metadata or {}, "metadata")
@@ -172,7 +172,7 @@ class ListSessionsInput(Input):
 
 @operation("list-sessions", title="List sessions", read_only=True, idempotent=True)
 async def list_sessions(store: Store, args: ListSessionsInput) -> Page[Session]:
-    """List sessions, newest first, optionally filtered by status, project, creation time and failed groups."""
+    """List sessions, newest first, filtered by status, project, creation time or failed groups."""
     where: list[str] = ["rowid < ?"]
     params: list[Any] = [cursor_position(args.cursor, "before", 2**62)]
     if args.status is not None:
