@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -85,3 +87,27 @@ async def test_an_invalid_entry_is_named_and_nothing_is_written(store: Store) ->
     with pytest.raises(NotFound):
         await call(store, "log-interactions", session_id="nope", entries=[{"agent_type": "pm", "content": "x"}])
     assert await _contents(store, session_id) == []
+
+
+async def test_batch_rows_are_in_the_search_index_exactly_once(store: Store, db_path: Path) -> None:
+    """A batch indexes its rows with one statement (migration 0005) instead of the per-row trigger:
+    afterwards every interaction is in the index exactly once, with the trigger's values, beside
+    rows written one at a time, and indexing is not left paused."""
+    session_id = await _session(store)
+    await call(store, "log-interaction", session_id=session_id, agent_type="pm", content="single before")
+    await call(store, "log-interactions", session_id=session_id, entries=[
+        {"agent_type": "developer", "content": f"batched entry {i}", "group_id": "G1"} for i in range(50)])
+    await call(store, "save-reasoning", session_id=session_id, agent_type="tech_lead", phase="approach",
+               content="single after")
+    conn = sqlite3.connect(db_path)
+    try:
+        logs = conn.execute("SELECT log_id * 4 + 1, content, log_type, session_id, agent_type, group_id, log_id"
+                            " FROM logs ORDER BY log_id").fetchall()
+        indexed = conn.execute("SELECT rowid, content, kind, session_id, agent_type, group_id, source_id"
+                               " FROM search_index WHERE rowid % 4 = 1 ORDER BY rowid").fetchall()
+        assert len(logs) == 52 and indexed == logs
+        assert conn.execute("SELECT count(*) FROM search_index_paused").fetchone() == (0,)
+    finally:
+        conn.close()
+    hits = await call(store, "search", query="batched entry", session_id=session_id, limit=100)
+    assert len(hits["items"]) == 50

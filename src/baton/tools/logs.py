@@ -177,10 +177,15 @@ async def log_interactions(store: Store, args: LogInteractionsInput) -> LogsWrit
             before = await fetch_one(conn, "SELECT coalesce(max(log_id), 0) FROM logs")
             assert before is not None
             columns = [*rows[0], "timestamp"]
+            # Migration 0005: with search indexing paused the per-row trigger stands aside, and the new
+            # logs are indexed by one statement (~15 us a row instead of ~60). Same transaction.
+            await conn.execute("INSERT INTO search_index_paused (paused) VALUES (1)")
             await conn.executemany(
                 f"INSERT INTO logs ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
                 [(*rows[i].values(), timestamp) for i in fresh],
             )
+            await conn.execute("DELETE FROM search_index_paused")
+            await conn.execute(_INDEX_LOGS_AFTER, (before[0],))
             # Under the write lock nobody else inserts, and ids only grow: the new rows are exactly these.
             ids = [r[0] for r in await fetch_all(conn, "SELECT log_id FROM logs WHERE log_id > ? ORDER BY log_id",
                                                  (before[0],))]
@@ -213,6 +218,13 @@ async def log_interactions(store: Store, args: LogInteractionsInput) -> LogsWrit
         redacted=redacted_at,
         idempotent=replayed,
     )
+
+
+_INDEX_LOGS_AFTER = (
+    "INSERT INTO search_index (rowid, content, kind, session_id, agent_type, group_id, source_id)"
+    " SELECT log_id * 4 + 1, content, log_type, session_id, agent_type, group_id, log_id FROM logs"
+    " WHERE log_id > ? AND log_type IN ('interaction', 'reasoning') AND content IS NOT NULL"
+)  # the same rows and values as the logs_search_insert trigger
 
 
 async def _stored_keys(conn: Any, session_id: str, keys: set[str]) -> dict[str, tuple[str, dict[str, Any]]]:
