@@ -13,7 +13,7 @@ import inspect
 import json
 import math
 import types
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -122,27 +122,49 @@ def field_takes_json(annotation: Any) -> bool:
     return annotation is not str
 
 
-def _unencodable(value: Any, where: str = "arguments", depth: int = 0) -> str | None:
-    """Where a string that cannot be stored as UTF-8 (a lone surrogate such as "\\ud800") hides, if anywhere."""
+def _children(value: Any) -> Iterable[tuple[str, Any]] | None:
+    """A container's items with the path segment of each (`.key` or `[index]`); None for a leaf."""
+    if isinstance(value, BaseModel):
+        return ((f".{k}", v) for k, v in value.__dict__.items())
+    if isinstance(value, Mapping):
+        return ((f".{k}", v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ((f"[{i}]", v) for i, v in enumerate(value))
+    return None
+
+
+def _located(found: tuple[list[str], str]) -> str:
+    """`(reversed path segments, problem)` -> "entries[3].content: problem" ("arguments" at the top)."""
+    segments, problem = found
+    return f"{''.join(reversed(segments)).removeprefix('.') or 'arguments'}: {problem}"
+
+
+def _unencodable(value: Any, depth: int = 0) -> tuple[list[str], str] | None:
+    """Where a string that cannot be stored as UTF-8 (a lone surrogate such as "\\ud800") hides, if anywhere.
+    Paths are built only for the one bad value found: arguments are walked on every call."""
     if isinstance(value, str):
         if value.isascii():
             return None
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            return where
+            return [], ("contains a lone UTF-16 surrogate, which is not valid Unicode text; send well-formed UTF-8")
         return None
     if depth > 50:
         return None
     if isinstance(value, Mapping):
         for key, item in value.items():
-            found = _unencodable(key, where, depth + 1) or _unencodable(item, f"{where}.{key}", depth + 1)
+            if _unencodable(key, depth + 1):
+                return [], "a key contains a lone UTF-16 surrogate; send well-formed UTF-8"  # not echoed
+            found = _unencodable(item, depth + 1)
             if found:
+                found[0].append(f".{key}")
                 return found
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            found = _unencodable(item, f"{where}[{index}]", depth + 1)
+            found = _unencodable(item, depth + 1)
             if found:
+                found[0].append(f"[{index}]")
                 return found
     return None
 
@@ -152,8 +174,7 @@ def parse_arguments(model: type[InT], raw: Mapping[str, Any]) -> InT:
         raise InvalidInput("arguments must be a JSON object")
     bad = _unencodable(raw)
     if bad is not None:
-        raise InvalidInput(f"{bad.removeprefix('arguments.')}: contains a lone UTF-16 surrogate, which is not valid "
-                           "Unicode text; send well-formed UTF-8")
+        raise InvalidInput(_located(bad))
     data = dict(raw)
     for field_name, field in model.model_fields.items():
         value = data.get(field_name)
@@ -171,7 +192,7 @@ def parse_arguments(model: type[InT], raw: Mapping[str, Any]) -> InT:
         raise InvalidInput(describe_validation_error(exc, model)) from None
     problem = _unstorable(parsed)
     if problem is not None:
-        raise InvalidInput(problem)
+        raise InvalidInput(_located(problem))
     return parsed
 
 
@@ -181,32 +202,23 @@ SQLITE_INT_MIN, SQLITE_INT_MAX = -(2**63), 2**63 - 1
 MAX_NESTING = 64
 
 
-def _unstorable(value: Any, where: str = "", depth: int = 0) -> str | None:
+def _unstorable(value: Any, depth: int = 0) -> tuple[list[str], str] | None:
     """What in validated arguments could be stored but never read back, if anything: integers beyond
     SQLite's 64 bits, NaN or infinities (not JSON), objects nested too deep."""
-    here = where or "arguments"
     if depth > MAX_NESTING:
-        return f"{here}: nested deeper than {MAX_NESTING} levels; flatten it"
-    if isinstance(value, bool):
+        return [], f"nested deeper than {MAX_NESTING} levels; flatten it"
+    if isinstance(value, str | bool) or value is None:
         return None
     if isinstance(value, int):
         if SQLITE_INT_MIN <= value <= SQLITE_INT_MAX:
             return None
-        return f"{here}: integer out of range; SQLite stores integers of at most 64 bits"
+        return [], "integer out of range; SQLite stores integers of at most 64 bits"
     if isinstance(value, float):
-        return None if math.isfinite(value) else f"{here}: {value} is not a number JSON can carry"
-    items: list[tuple[str, Any]]
-    if isinstance(value, BaseModel):
-        items = [(f"{where}.{k}" if where else k, v) for k, v in value.__dict__.items()]
-    elif isinstance(value, Mapping):
-        items = [(f"{where}.{k}" if where else str(k), v) for k, v in value.items()]
-    elif isinstance(value, list | tuple):
-        items = [(f"{where}[{i}]", v) for i, v in enumerate(value)]
-    else:
-        return None
-    for path, item in items:
-        found = _unstorable(item, path, depth + 1)
+        return None if math.isfinite(value) else ([], f"{value} is not a number JSON can carry")
+    for segment, item in _children(value) or ():
+        found = _unstorable(item, depth + 1)
         if found:
+            found[0].append(segment)
             return found
     return None
 
