@@ -58,15 +58,23 @@ def _folded(text: str) -> str:
     return text.translate(_ASCII_FOLD).lower()
 
 
+_NEEDLES = tuple(sorted({needle for _, _, groups in _PATTERNS for group in groups for needle in group}))
+
+
+def _needles_in(text: str) -> set[str]:
+    lowered = _folded(text)
+    return {needle for needle in _NEEDLES if needle in lowered}
+
+
 def redact(text: str) -> tuple[str, bool]:
     """Return the text with secrets replaced, and whether anything was replaced."""
     changed = False
-    lowered = _folded(text)
+    present = _needles_in(text)
     for pattern, replacement, needles in _PATTERNS:
-        if not all(any(needle in lowered for needle in group) for group in needles):
+        if not all(present.intersection(group) for group in needles):
             continue  # the pattern cannot match this text
         text, count = pattern.subn(replacement, text)
         if count:
             changed = True
-            lowered = _folded(text)
+            present = _needles_in(text)
     return text, changed
