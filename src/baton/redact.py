@@ -66,13 +66,20 @@ def _needles_in(text: str) -> set[str]:
     return {needle for needle in _NEEDLES if needle in lowered}
 
 
+def _may_match(needles: tuple[tuple[str, ...], ...], present: set[str]) -> bool:
+    for group in needles:
+        if present.isdisjoint(group):
+            return False
+    return True
+
+
 def redact(text: str) -> tuple[str, bool]:
     """Return the text with secrets replaced, and whether anything was replaced."""
     changed = False
     present = _needles_in(text)
     for pattern, replacement, needles in _PATTERNS:
-        if not all(present.intersection(group) for group in needles):
-            continue  # the pattern cannot match this text
+        if not _may_match(needles, present):
+            continue
         text, count = pattern.subn(replacement, text)
         if count:
             changed = True
