@@ -113,6 +113,20 @@ def test_the_cli_does_not_import_the_mcp_sdk(db_path: Path) -> None:
                                  "s"], env=cli_env(db_path), capture_output=True, text=True, timeout=60, check=False)
     modules = [line.rsplit("|", 1)[-1].strip() for line in importtime.stderr.splitlines() if "|" in line]
     assert "baton.cli" in modules and not [m for m in modules if m.split(".")[0] == "mcp"]
+    # Only the operation's own module is loaded (each module's models cost start-up time).
+    assert [m for m in modules if m.startswith("baton.tools.") and not m.startswith("baton.tools._")] == [
+        "baton.tools.sessions"]
+
+
+def test_operations_by_module_indexes_exactly_what_the_modules_declare() -> None:
+    """The CLI finds an operation's module through OPERATIONS_BY_MODULE; it must match the declarations."""
+    from baton.tools import OPERATIONS_BY_MODULE, catalog, find
+
+    declared: dict[str, list[str]] = {}
+    for name, op in catalog().items():
+        declared.setdefault(op.handler.__module__.removeprefix("baton.tools."), []).append(name)
+    assert {module: list(names) for module, names in OPERATIONS_BY_MODULE.items()} == declared
+    assert all(find(name) is op for name, op in catalog().items()) and find("no-such-tool") is None
 
 
 async def test_cli_writes_while_a_server_writes_the_same_database(db_path: Path) -> None:

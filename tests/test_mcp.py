@@ -11,7 +11,6 @@ import pytest
 from mcp.client import Client
 
 from baton.errors import InvalidInput
-from baton.operations import registry
 from baton.server import build_server
 from baton.store import Store
 from baton.tools import catalog, select
@@ -73,7 +72,7 @@ async def test_input_schemas_publish_required_fields_and_extras_are_refused(stor
 def _validated(client_tools: dict[str, Any], name: str, content: dict[str, Any]) -> dict[str, Any]:
     """Check structured content against the published outputSchema and the full output model."""
     jsonschema.validate(content, client_tools[name])
-    registry()[name].output_model.model_validate(content)
+    catalog()[name].output_model.model_validate(content)
     return content
 
 

@@ -184,12 +184,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         from importlib import import_module
 
         sys.exit(import_module(COMMANDS[command][0]).main(command, args[1:]))
-    from baton.tools import catalog
+    from baton.tools import catalog, find
 
-    operations = catalog()
-    if command in operations:
-        sys.exit(run_operation(operations[command], args[1:], prog))
-    parser = _top_parser(prog, operations)
+    operation = find(command) if command else None  # imports only this operation's module
+    if operation is not None:
+        sys.exit(run_operation(operation, args[1:], prog))
+    parser = _top_parser(prog, catalog())
     parsed = parser.parse_args(args)
     if parsed.command is None:
         parser.print_help()

@@ -1,36 +1,54 @@
-"""The operations, one module per area. Importing this package fills the operation table."""
+"""The operations, one module per area. A module fills the operation table when it is imported.
+
+Modules are imported when asked for: a CLI process runs one operation and loads only that
+operation's module (each module's pydantic models cost start-up time), the server loads them all.
+"""
 
 from __future__ import annotations
 
-from baton.operations import Operation, registry
-from baton.tools import (
-    context,
-    criteria,
-    dashboard,
-    groups,
-    learning,
-    logs,
-    plans,
-    projects,
-    routing,
-    search,
-    sessions,
-    skills,
-    state,
-    tokens,
-)
+from importlib import import_module
 
-_MODULES = (
-    sessions, logs, groups, criteria, state, tokens, dashboard,
-    context, skills, learning, plans, routing, search, projects,
-)
+from baton.operations import Operation, registry
+
+# Module -> the operations it declares, in catalog order. An index, not a definition: each
+# operation is defined by its @operation in the module; tests/test_cli.py checks this index
+# against what the modules really declare.
+OPERATIONS_BY_MODULE: dict[str, tuple[str, ...]] = {
+    "sessions": ("create-session", "get-session", "list-sessions", "update-session-status"),
+    "logs": ("log-interaction", "log-interactions", "save-reasoning", "save-event", "get-logs"),
+    "groups": ("create-task-group", "update-task-group", "get-task-groups"),
+    "criteria": ("save-success-criteria", "update-success-criterion", "get-success-criteria"),
+    "state": ("save-state", "get-state"),
+    "tokens": ("log-tokens", "token-summary"),
+    "dashboard": ("dashboard-snapshot", "health"),
+    "context": ("save-context-package", "get-context-packages", "mark-context-consumed", "save-consumption"),
+    "skills": ("save-skill-output", "get-skill-output"),
+    "learning": ("save-error-pattern", "get-error-patterns", "update-error-confidence", "prune-error-patterns",
+                 "save-strategy", "get-strategies", "check-mandatory-phases"),
+    "plans": ("save-development-plan", "get-development-plan", "update-plan-phase"),
+    "routing": ("route",),
+    "search": ("search",),
+    "projects": ("project-summary",),
+}
+_MODULE_OF = {name: module for module, names in OPERATIONS_BY_MODULE.items() for name in names}
 
 
 def catalog() -> dict[str, Operation]:
     """Every operation by name, in catalog order: by module as listed above, then as declared."""
-    order = {module.__name__: index for index, module in enumerate(_MODULES)}
+    for module in OPERATIONS_BY_MODULE:
+        import_module(f"baton.tools.{module}")
+    order = {f"baton.tools.{module}": index for index, module in enumerate(OPERATIONS_BY_MODULE)}
     ops = sorted(registry().values(), key=lambda op: order.get(op.handler.__module__, len(order)))
     return {op.name: op for op in ops}
+
+
+def find(name: str) -> Operation | None:
+    """One operation by name, importing only its module; None if there is no such operation."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        return None
+    import_module(f"baton.tools.{module}")
+    return registry()[name]
 
 
 def select(spec: str) -> list[Operation]:
