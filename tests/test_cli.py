@@ -121,13 +121,15 @@ def test_the_cli_does_not_import_the_mcp_sdk(db_path: Path) -> None:
 
 def test_operations_by_module_indexes_exactly_what_the_modules_declare() -> None:
     """The CLI finds an operation's module through OPERATIONS_BY_MODULE; it must match the declarations."""
-    from baton.tools import OPERATIONS_BY_MODULE, catalog, find
+    from baton.tools import CORE_MODULES, OPERATIONS_BY_MODULE, catalog, find
 
     declared: dict[str, list[str]] = {}
     for name, op in catalog().items():
         declared.setdefault(op.handler.__module__.removeprefix("baton.tools."), []).append(name)
     assert {module: list(names) for module, names in OPERATIONS_BY_MODULE.items()} == declared
     assert all(find(name) is op for name, op in catalog().items()) and find("no-such-tool") is None
+    core = [name for name, op in catalog().items() if op.profile == "core"]
+    assert {module for module, names in OPERATIONS_BY_MODULE.items() if set(names) & set(core)} == set(CORE_MODULES)
 
 
 async def test_cli_writes_while_a_server_writes_the_same_database(db_path: Path) -> None:

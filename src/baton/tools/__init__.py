@@ -31,15 +31,25 @@ OPERATIONS_BY_MODULE: dict[str, tuple[str, ...]] = {
     "projects": ("project-summary",),
 }
 _MODULE_OF = {name: module for module, names in OPERATIONS_BY_MODULE.items() for name in names}
+# The modules that declare the core profile's operations (the default server loads only these).
+CORE_MODULES = ("sessions", "logs", "groups", "criteria", "state", "tokens", "dashboard")
+
+
+def _loaded(modules: tuple[str, ...]) -> dict[str, Operation]:
+    """The operations of these modules (imported now), in catalog order: by module as listed in
+    OPERATIONS_BY_MODULE, then as declared."""
+    for module in modules:
+        import_module(f"baton.tools.{module}")
+    wanted = {f"baton.tools.{module}" for module in modules}
+    order = {f"baton.tools.{module}": index for index, module in enumerate(OPERATIONS_BY_MODULE)}
+    ops = sorted((op for op in registry().values() if op.handler.__module__ in wanted),
+                 key=lambda op: order[op.handler.__module__])
+    return {op.name: op for op in ops}
 
 
 def catalog() -> dict[str, Operation]:
-    """Every operation by name, in catalog order: by module as listed above, then as declared."""
-    for module in OPERATIONS_BY_MODULE:
-        import_module(f"baton.tools.{module}")
-    order = {f"baton.tools.{module}": index for index, module in enumerate(OPERATIONS_BY_MODULE)}
-    ops = sorted(registry().values(), key=lambda op: order.get(op.handler.__module__, len(order)))
-    return {op.name: op for op in ops}
+    """Every operation by name, in catalog order."""
+    return _loaded(tuple(OPERATIONS_BY_MODULE))
 
 
 def find(name: str) -> Operation | None:
@@ -55,13 +65,12 @@ def select(spec: str) -> list[Operation]:
     """Operations for a `--tools` value: `core`, `all`, or a comma-separated list of names."""
     from baton.errors import InvalidInput
 
-    ops = catalog()
     if spec == "all":
-        return list(ops.values())
-    if spec == "core":
-        return [op for op in ops.values() if op.profile == "core"]
+        return list(catalog().values())
+    if spec == "core":  # start-up time: the full profile's modules are not even imported
+        return [op for op in _loaded(CORE_MODULES).values() if op.profile == "core"]
     names = [n.strip() for n in spec.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ops]
+    unknown = [n for n in names if n not in _MODULE_OF]
     if unknown or not names:
-        raise InvalidInput(f"unknown tool(s) {unknown}; known: core, all, or any of {', '.join(ops)}")
-    return [ops[n] for n in names]
+        raise InvalidInput(f"unknown tool(s) {unknown}; known: core, all, or any of {', '.join(_MODULE_OF)}")
+    return [op for n in names if (op := find(n)) is not None]
