@@ -207,14 +207,19 @@ def test_check_reports_problems(session_db: Path, tmp_path: Path) -> None:
 
 
 async def test_prune_is_a_dry_run_unless_yes(store: Store, db_path: Path) -> None:
-    for sid, project in (("old", "p1"), ("old2", "p2"), ("running", "p1"), ("new", "p1")):
+    for sid, project in (("old", "p1"), ("old2", "p2"), ("running", "p1"), ("new", "p1"), ("late", "p1")):
         await call(store, "create-session", session_id=sid, requirements="r", project=project)
         await call(store, "log-interaction", session_id=sid, agent_type="developer", content="hello")
-    for sid in ("old", "old2", "new"):
+    for sid in ("old", "old2", "new", "late"):
         await call(store, "update-session-status", session_id=sid, status="completed")
     async with store.write() as conn:
         await conn.execute("UPDATE sessions SET ended_at = '2020-01-01T00:00:00.000Z',"
-                           " updated_at = '2020-01-01T00:00:00.000Z' WHERE session_id IN ('old', 'old2', 'running')")
+                           " updated_at = '2020-01-01T00:00:00.000Z'"
+                           " WHERE session_id IN ('old', 'old2', 'running', 'late')")
+        await conn.execute("UPDATE logs SET timestamp = '2020-01-01T00:00:00.000Z'"
+                           " WHERE session_id IN ('old', 'old2', 'running', 'late')")
+    # 'late' ended long ago but was written to today: its logs are not old.
+    await call(store, "log-interaction", session_id="late", agent_type="developer", content="written after the end")
     dry = cli_json(db_path, "prune", "--older-than", "90d", "--project", "p1")
     assert dry["dry_run"] is True and [s["session_id"] for s in dry["sessions"]] == ["old"]
     assert dry["logs"] == 1 and dry["kept"] == [{"session_id": "running", "status": "active", "reason": "not finished"}]
@@ -224,6 +229,7 @@ async def test_prune_is_a_dry_run_unless_yes(store: Store, db_path: Path) -> Non
     assert (await call(store, "get-logs", session_id="old"))["items"] == []
     assert len((await call(store, "get-logs", session_id="new"))["items"]) == 1
     assert len((await call(store, "get-logs", session_id="running"))["items"]) == 1
+    assert len((await call(store, "get-logs", session_id="late"))["items"]) == 2
     assert (await call(store, "get-session", session_id="old"))["status"] == "completed"
     assert run_cli(db_path, "prune", "--older-than", "soon").returncode == 2
 

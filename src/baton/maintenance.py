@@ -303,18 +303,21 @@ def prune(db: Path, older_than: timedelta, *, project: str | None, apply: bool) 
     if not db.exists():
         raise NotFound(f"{db} does not exist")
     cutoff = format_utc(datetime.now(UTC) - older_than)
-    where = "coalesce(s.ended_at, s.updated_at) < ?"
-    params: list[Any] = [cutoff]
-    if project is not None:
-        where += " AND s.project = ?"
-        params.append(project)
+    in_project = "WHERE s.project = ?" if project is not None else ""
     with Target(db) as target:
         conn = target.db
+        # Last activity is the session's own last change or its newest log, whichever is later: a log
+        # written after a session ended (a late agent, a merged copy) is not old.
         rows = conn.execute(
-            "SELECT s.session_id, s.project, s.status, coalesce(s.ended_at, s.updated_at) AS last_activity,"
+            "WITH activity AS (SELECT s.session_id, s.project, s.status,"
+            " max(coalesce(s.ended_at, s.updated_at),"
+            "     coalesce((SELECT max(l.timestamp) FROM logs l WHERE l.session_id = s.session_id), ''))"
+            "   AS last_activity,"
             " (SELECT count(*) FROM logs l WHERE l.session_id = s.session_id) AS logs,"
             " (SELECT coalesce(sum(l.content_length), 0) FROM logs l WHERE l.session_id = s.session_id) AS chars"
-            f" FROM sessions s WHERE {where} ORDER BY last_activity", params).fetchall()
+            f" FROM sessions s {in_project})"
+            " SELECT * FROM activity WHERE last_activity < ? ORDER BY last_activity",
+            [*([project] if project is not None else []), cutoff]).fetchall()
         finished = [dict(r) for r in rows if r["status"] in TERMINAL and r["logs"] > 0]
         kept = [{"session_id": r["session_id"], "status": r["status"], "reason": "not finished"}
                 for r in rows if r["status"] not in TERMINAL]
