@@ -68,6 +68,19 @@ async def test_expected_status_makes_a_phase_update_conditional(store: Store) ->
     assert plan["phases"][1]["status"] == "blocked"
 
 
+async def test_a_retried_conditional_phase_update_with_its_key_is_not_a_conflict(store: Store) -> None:
+    """update-plan-phase with expected_status and an idempotency_key: the retry (whose first answer was lost)
+    returns the first result instead of failing because the phase has moved on."""
+    await _plan(store)
+    arguments = {"session_id": "s1", "phase_number": 3, "status": "in_progress", "expected_status": "pending",
+                 "idempotency_key": "start-3"}
+    first = await op(store, "update-plan-phase", **arguments)
+    assert first["status"] == "in_progress"
+    assert await op(store, "update-plan-phase", **arguments) == first
+    with pytest.raises(Conflict, match="phase 3 is in_progress, not the expected pending"):
+        await op(store, "update-plan-phase", **{**arguments, "idempotency_key": "another"})
+
+
 @pytest.mark.slow
 async def test_concurrent_cli_processes_updating_different_phases_lose_nothing(store: Store, db_path: Path) -> None:
     """Four `baton update-plan-phase` processes at once, one phase each: every update is kept."""

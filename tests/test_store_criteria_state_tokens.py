@@ -140,6 +140,19 @@ async def test_save_state_keeps_every_version(store: Store) -> None:
         "x": 1}
 
 
+async def test_a_retried_save_state_with_its_key_saves_no_second_version(store: Store, db_path: Path) -> None:
+    """save-state with an idempotency_key: the retry returns the first version and writes nothing."""
+    await new_session(store, "s")
+    first = await call(store, "save-state", session_id="s", state_type="pm", state={"n": 1}, idempotency_key="k1")
+    assert first["version"] == 1 and first["idempotent"] is False
+    with unchanged(db_path):
+        again = await call(store, "save-state", session_id="s", state_type="pm", state={"n": 1}, idempotency_key="k1")
+        assert again == {**first, "idempotent": True}
+        with pytest.raises(Conflict, match="idempotency_key 'k1'"):
+            await call(store, "save-state", session_id="s", state_type="pm", state={"n": 2}, idempotency_key="k1")
+    assert (await call(store, "save-state", session_id="s", state_type="pm", state={"n": 1}))["version"] == 2
+
+
 async def test_missing_state_is_not_found(store: Store) -> None:
     """No saved state, a version that does not exist, or an unknown session are not_found."""
     await new_session(store, "s")

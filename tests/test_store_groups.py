@@ -72,6 +72,23 @@ async def test_create_with_different_values_for_an_existing_group_is_a_conflict(
         await _group(store, "A", **{"complexity": 3, "specializations": ["go"], **change})
 
 
+async def test_a_retried_create_after_the_group_moved_on_is_still_a_retry(store: Store, db_path: Path) -> None:
+    """The create's answer was lost and the group has been updated since: the retry, as first sent, returns
+    the group as it is now with created=false (it is not a conflict); a create matching neither is."""
+    await new_session(store, "s")
+    await _group(store, "A", complexity=3, specializations=["go"])
+    moved = await call(store, "update-task-group", session_id="s", group_id="A", status="in_progress",
+                       assigned_to="dev_1", complexity=5)
+    with unchanged(db_path):
+        retry = await _group(store, "A", complexity=3, specializations=["go"])
+        assert retry == {**moved, "created": False}
+        as_now = await _group(store, "A", complexity=5, specializations=["go"], status="in_progress",
+                              assigned_to="dev_1")
+        assert as_now["created"] is False
+        with pytest.raises(Conflict, match="update-task-group"):
+            await _group(store, "A", complexity=4, specializations=["go"])
+
+
 async def test_the_same_group_id_in_another_session_is_a_new_group(store: Store) -> None:
     """Group ids are scoped to their session."""
     await new_session(store, "s")

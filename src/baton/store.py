@@ -221,16 +221,18 @@ class Store:
         return result, False
 
 
+Params = tuple[Any, ...] | dict[str, Any]  # positional `?` or named `:name` parameters
+
 # Every await on an aiosqlite connection is a round trip to its thread (a queue put, a thread
 # wake-up, an event-loop wake-up: ~0.1-0.3 ms here, more than most of our statements take).
 # execute + fetch + close on a cursor was three; execute_fetchall is one.
 
 
-async def fetch_one(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
+async def fetch_one(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> sqlite3.Row | None:
     """The first row of a query that returns at most one (by key, LIMIT 1, an aggregate, RETURNING)."""
     rows = await conn.execute_fetchall(sql, params)
     return next(iter(rows), None)
 
 
-async def fetch_all(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+async def fetch_all(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> list[sqlite3.Row]:
     return list(await conn.execute_fetchall(sql, params))

@@ -106,7 +106,7 @@ async def dashboard_snapshot(store: Store, args: DashboardSnapshotInput) -> Snap
             " (SELECT count(*) FROM logs WHERE session_id = :s AND log_type = 'event') AS events,"
             " (SELECT count(*) FROM token_usage WHERE session_id = :s) AS token_records,"
             " (SELECT count(*) FROM state_snapshots WHERE session_id = :s) AS state_versions",
-            {"s": args.session_id},  # type: ignore[arg-type]
+            {"s": args.session_id},
         )
         assert counts_row is not None
         return Snapshot(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from typing import Annotated, Any, Literal
@@ -112,13 +113,17 @@ class CreateTaskGroupInput(Input):
 async def create_task_group(store: Store, args: CreateTaskGroupInput) -> TaskGroupCreated:
     """Add a task group to a session.
 
-    Idempotent on (session_id, group_id): the same payload again returns the existing group with
-    created=false; a different payload is a conflict.
+    Idempotent on (session_id, group_id): the same payload again (as first sent, or matching the
+    group as it is now) returns the existing group with created=false; a different payload is a conflict.
     """
     values = args.model_dump(exclude={"session_id", "group_id"})
     values["specializations"] = json.dumps(args.specializations or [])
     values["depends_on"] = json.dumps(args.depends_on or [])
     values["security_sensitive"] = int(args.security_sensitive)
+    # The creating payload is recorded, so a retry after a lost answer is recognised even when the
+    # group has been updated since (its status moved on): comparing with the current values alone
+    # called that retry a conflict.
+    request_hash = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
     now = utc_now()
     async with store.write() as conn:
         await require_session(conn, args.session_id)
@@ -126,7 +131,11 @@ async def create_task_group(store: Store, args: CreateTaskGroupInput) -> TaskGro
             conn, "SELECT * FROM task_groups WHERE session_id = ? AND group_id = ?", (args.session_id, args.group_id)
         )
         if existing is not None:
-            if any(existing[k] != v for k, v in values.items()):
+            creation = await fetch_one(
+                conn, "SELECT request_hash FROM idempotency_keys WHERE session_id = ?"
+                " AND operation = 'create-task-group' AND key = ?", (args.session_id, args.group_id))
+            as_first_sent = creation is not None and creation["request_hash"] == request_hash
+            if not as_first_sent and any(existing[k] != v for k, v in values.items()):
                 raise Conflict(
                     f"task group {args.group_id!r} already exists in session {args.session_id!r} with different "
                     "values; use update-task-group to change it"
@@ -137,6 +146,9 @@ async def create_task_group(store: Store, args: CreateTaskGroupInput) -> TaskGro
             f"INSERT INTO task_groups ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", tuple(row.values())
         )
         created = await _require_group(conn, args.session_id, args.group_id)
+        await conn.execute(
+            "INSERT INTO idempotency_keys (session_id, operation, key, request_hash, response, created_at)"
+            " VALUES (?, 'create-task-group', ?, ?, '{}', ?)", (args.session_id, args.group_id, request_hash, now))
     return TaskGroupCreated(**TaskGroup.from_row(created).model_dump(), created=True)
 
 

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from baton.clock import utc_now
 from baton.errors import Conflict, NotFound
-from baton.models import DEFAULT_MAX_CHARS, AgentId, Input, MaxChars, Output, SessionId, Text
+from baton.models import DEFAULT_MAX_CHARS, AgentId, IdempotencyKey, Input, MaxChars, Output, SessionId, Text
 from baton.operations import RESPONSE_BUDGET_CHARS, cut_text, operation
 from baton.store import Store, fetch_all, fetch_one
 from baton.tools._common import dump_object, load_json, require_session
@@ -169,6 +169,7 @@ class UpdatePlanPhaseInput(Input):
     expected_status: PhaseStatus | None = Field(
         None, description="Compare-and-set: conflict unless the phase currently has this status."
     )
+    idempotency_key: IdempotencyKey | None = None
 
     @model_validator(mode="after")
     def _valid(self) -> UpdatePlanPhaseInput:
@@ -184,7 +185,8 @@ async def update_plan_phase(store: Store, args: UpdatePlanPhaseInput) -> PlanPha
     """Change one phase of the plan (status, notes) in one atomic statement.
 
     Other phases are untouched, so agents updating different phases never overwrite each other.
-    expected_status makes the change conditional (conflict if the phase moved on)."""
+    expected_status makes the change conditional (conflict if the phase moved on). With an
+    idempotency_key a retry returns the first result (and is not refused because the phase moved on)."""
     by_number = args.phase_number is not None
     key_sql, key = ("phase_number = :key", args.phase_number) if by_number else ("name = :key", args.phase_name)
     now = utc_now()
@@ -205,15 +207,23 @@ async def update_plan_phase(store: Store, args: UpdatePlanPhaseInput) -> PlanPha
         where += " AND status = :expected"
         params["expected"] = args.expected_status
     async with store.write() as conn:
-        async with conn.execute(f"UPDATE plan_phases SET {', '.join(sets)} WHERE {where} RETURNING *", params) as cur:
-            row = await cur.fetchone()
-        if row is None:
-            plan = await _read_plan(conn, args.session_id, 50)
-            phase = next((p for p in plan.phases if key in (p.phase_number, p.name)), None)
-            if phase is None:
-                raise NotFound(f"the plan of session {args.session_id!r} has no phase {key!r} "
-                               f"(phases 1-{plan.total}); see get-development-plan")
-            raise Conflict(f"phase {phase.phase_number} is {phase.status}, not the expected {args.expected_status}; "
-                           "re-read the plan and decide again")
-        await conn.execute("UPDATE development_plans SET updated_at = ? WHERE session_id = ?", (now, args.session_id))
-    return PlanPhase.from_row(row)
+
+        async def write() -> dict[str, Any]:
+            row = await fetch_one(conn, f"UPDATE plan_phases SET {', '.join(sets)} WHERE {where} RETURNING *", params)
+            if row is None:
+                plan = await _read_plan(conn, args.session_id, 50)
+                phase = next((p for p in plan.phases if key in (p.phase_number, p.name)), None)
+                if phase is None:
+                    raise NotFound(f"the plan of session {args.session_id!r} has no phase {key!r} "
+                                   f"(phases 1-{plan.total}); see get-development-plan")
+                raise Conflict(f"phase {phase.phase_number} is {phase.status}, not the expected "
+                               f"{args.expected_status}; re-read the plan and decide again")
+            await conn.execute("UPDATE development_plans SET updated_at = ? WHERE session_id = ?",
+                               (now, args.session_id))
+            return PlanPhase.from_row(row).model_dump()
+
+        result, _ = await store.idempotent(
+            conn, session_id=args.session_id, operation="update-plan-phase", key=args.idempotency_key,
+            payload=args.model_dump(exclude={"idempotency_key"}), write=write,
+        )
+    return PlanPhase.model_validate(result)

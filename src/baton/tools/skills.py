@@ -59,7 +59,7 @@ async def save_skill_output(store: Store, args: SaveSkillOutputInput) -> SkillOu
                 " SELECT :s, :skill, :agent, :group, coalesce(max(iteration), 0) + 1, :output, :redacted, :now"
                 " FROM skill_outputs WHERE session_id = :s AND skill_name = :skill AND agent_type = :agent"
                 " AND group_id = :group RETURNING output_id, iteration",
-                {"s": args.session_id, "skill": args.skill_name, "agent": agent_type,  # type: ignore[arg-type]
+                {"s": args.session_id, "skill": args.skill_name, "agent": agent_type,
                  "group": args.group_id, "output": text, "redacted": int(was_redacted), "now": utc_now()},
             )
             assert row is not None

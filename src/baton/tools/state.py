@@ -9,9 +9,9 @@ from pydantic import Field
 
 from baton.clock import utc_now
 from baton.errors import NotFound
-from baton.models import GroupScope, Input, Output, SessionId
+from baton.models import GroupScope, IdempotencyKey, Input, Output, SessionId
 from baton.operations import operation, require_escaped_fit
-from baton.store import Store, fetch_one
+from baton.store import Store, fetch_all, fetch_one
 from baton.tools._common import dump_object, require_session
 
 StateType = Literal["pm", "orchestrator", "group_status", "investigation"]
@@ -22,33 +22,44 @@ class SaveStateInput(Input):
     state_type: StateType
     group_id: GroupScope = "global"
     state: dict[str, Any] = Field(description="The state object to save (a new version; older ones are kept).")
+    idempotency_key: IdempotencyKey | None = None
 
 
 class StateSaved(Output):
     version: int
     saved_at: str
+    idempotent: bool = False
 
 
 @operation("save-state", title="Save state")
 async def save_state(store: Store, args: SaveStateInput) -> StateSaved:
-    """Save a new version of a state object; every earlier version is kept as history."""
+    """Save a new version of a state object; every earlier version is kept as history.
+
+    With an idempotency_key a retry (say, after a lost answer) returns the first version instead
+    of saving another."""
     text = dump_object(args.state, "state")
     require_escaped_fit(text, "state")
     saved_at = utc_now()
     async with store.write() as conn:
         await require_session(conn, args.session_id)
-        # The version is computed inside the write transaction, so concurrent saves never collide.
-        cursor = await conn.execute(
-            "INSERT INTO state_snapshots (session_id, state_type, group_id, version, state, saved_at)"
-            " SELECT ?, ?, ?, coalesce(max(version), 0) + 1, ?, ? FROM state_snapshots"
-            " WHERE session_id = ? AND state_type = ? AND group_id = ? RETURNING version",
-            (args.session_id, args.state_type, args.group_id, text, saved_at,
-             args.session_id, args.state_type, args.group_id),
+
+        async def write() -> dict[str, Any]:
+            # The version is computed inside the write transaction, so concurrent saves never collide.
+            (row,) = await fetch_all(
+                conn,
+                "INSERT INTO state_snapshots (session_id, state_type, group_id, version, state, saved_at)"
+                " SELECT ?, ?, ?, coalesce(max(version), 0) + 1, ?, ? FROM state_snapshots"
+                " WHERE session_id = ? AND state_type = ? AND group_id = ? RETURNING version",
+                (args.session_id, args.state_type, args.group_id, text, saved_at,
+                 args.session_id, args.state_type, args.group_id),
+            )
+            return {"version": row[0], "saved_at": saved_at}
+
+        result, replayed = await store.idempotent(
+            conn, session_id=args.session_id, operation="save-state", key=args.idempotency_key,
+            payload=args.model_dump(exclude={"idempotency_key"}), write=write,
         )
-        row = await cursor.fetchone()
-        await cursor.close()
-    assert row is not None
-    return StateSaved(version=row[0], saved_at=saved_at)
+    return StateSaved(**result, idempotent=replayed)
 
 
 class GetStateInput(Input):
