@@ -59,6 +59,20 @@ async def test_omitted_session_id_is_generated_unique_and_valid(store: Store) ->
         assert (await call(store, "get-session", session_id=session_id))["session_id"] == session_id
 
 
+async def test_a_retried_create_with_a_generated_id_returns_the_first_session(store: Store, db_path: Path) -> None:
+    """Without a session_id, an idempotency_key makes the retry of a create return the session the first
+    call generated (not a second session); the key with another payload is a conflict."""
+    first = await call(store, "create-session", requirements="r", idempotency_key="start-1")
+    with unchanged(db_path):
+        retry = await call(store, "create-session", requirements="r", idempotency_key="start-1")
+        assert retry == {**first, "created": False}
+        with pytest.raises(Conflict, match="idempotency_key 'start-1'"):
+            await call(store, "create-session", requirements="other", idempotency_key="start-1")
+    other = await call(store, "create-session", requirements="r", idempotency_key="start-2")
+    assert other["session_id"] != first["session_id"]
+    assert len((await call(store, "list-sessions"))["items"]) == 2
+
+
 async def test_same_create_again_returns_existing_session_without_writing(store: Store, db_path: Path) -> None:
     """Creating an identical session again is a safe retry: created=false, same row, nothing written."""
     first = await call(store, "create-session", session_id="s", requirements="r", project="p",

@@ -141,7 +141,7 @@ class Health(Output):
 
 @operation("health", title="Health", read_only=True, idempotent=True)
 async def health(store: Store, args: HealthInput) -> Health:
-    """Where the database is and what is in it: path, schema version, journal mode, sizes, row counts."""
+    """The database: its path, schema version, journal mode, sizes and row counts."""
     async with store.read() as conn:
         journal = await fetch_one(conn, "PRAGMA journal_mode")
         counts = await fetch_one(

@@ -194,7 +194,7 @@ async def update_task_group(store: Store, args: UpdateTaskGroupInput) -> TaskGro
 
     Status changes follow the transition table (invalid_transition otherwise); expected_status
     makes the update conditional (conflict if the current status differs). Counters change only
-    through increment. With an idempotency_key a retry returns the first result and adds nothing twice.
+    through increment.
     """
     fields = args.model_dump(
         exclude_unset=True, exclude={"session_id", "group_id", "increment", "expected_status", "idempotency_key"}

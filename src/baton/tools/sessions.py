@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 import sqlite3
 from typing import Annotated, Any, Literal
@@ -15,6 +17,7 @@ from baton.models import (
     DEFAULT_MAX_CHARS,
     MAX_MAX_CHARS,
     Cursor,
+    IdempotencyKey,
     Input,
     Limit,
     MaxChars,
@@ -102,6 +105,7 @@ class CreateSessionInput(Input):
     project: Project | None = None
     initial_branch: Annotated[str, Field(max_length=250)] | None = None
     metadata: dict[str, Any] | None = Field(None, description="Free-form object, e.g. {\"testing_mode\": \"full\"}.")
+    idempotency_key: IdempotencyKey | None = None
 
 
 def new_session_id() -> str:
@@ -114,13 +118,27 @@ async def create_session(store: Store, args: CreateSessionInput) -> SessionCreat
     """Start an orchestration session.
 
     Idempotent on session_id: the same payload again returns the existing session with
-    created=false; a different payload is a conflict.
+    created=false; a different payload is a conflict. Without a session_id, an idempotency_key
+    makes a retry return the first session instead of a new one.
     """
-    session_id = args.session_id or new_session_id()
     metadata = dump_object(args.metadata or {}, "metadata")
     require_escaped_fit(metadata, "metadata")
     now = utc_now()
+    request_hash = hashlib.sha256(
+        json.dumps(args.model_dump(exclude={"idempotency_key"}), sort_keys=True).encode()).hexdigest()
     async with store.write() as conn:
+        session_id = args.session_id
+        if args.idempotency_key is not None:
+            # The session may not exist yet, so this key is scoped to the operation alone (session '').
+            first = await fetch_one(
+                conn, "SELECT request_hash, response FROM idempotency_keys WHERE session_id = ''"
+                " AND operation = 'create-session' AND key = ?", (args.idempotency_key,))
+            if first is not None:
+                if first["request_hash"] != request_hash:
+                    raise Conflict(f"idempotency_key {args.idempotency_key!r} was already used for create-session "
+                                   "with a different payload; use a new key for a new session")
+                session_id = json.loads(first["response"])["session_id"]
+        session_id = session_id or new_session_id()
         existing = await fetch_one(conn, "SELECT * FROM sessions WHERE session_id = ?", (session_id,))
         if existing is not None:
             same = (
@@ -142,6 +160,11 @@ async def create_session(store: Store, args: CreateSessionInput) -> SessionCreat
             (session_id, args.project, args.mode, args.requirements, args.initial_branch, metadata, now, now),
         )
         row = await require_session(conn, session_id)
+        if args.idempotency_key is not None:
+            await conn.execute(
+                "INSERT INTO idempotency_keys (session_id, operation, key, request_hash, response, created_at)"
+                " VALUES ('', 'create-session', ?, ?, ?, ?)",
+                (args.idempotency_key, request_hash, json.dumps({"session_id": session_id}), now))
     return SessionCreated(**Session.from_row(row).model_dump(), created=True)
 
 

@@ -21,7 +21,7 @@ class SaveStateInput(Input):
     session_id: SessionId
     state_type: StateType
     group_id: GroupScope = "global"
-    state: dict[str, Any] = Field(description="The state object to save (a new version; older ones are kept).")
+    state: dict[str, Any]  # the tool's description says what saving does
     idempotency_key: IdempotencyKey | None = None
 
 
@@ -33,10 +33,7 @@ class StateSaved(Output):
 
 @operation("save-state", title="Save state")
 async def save_state(store: Store, args: SaveStateInput) -> StateSaved:
-    """Save a new version of a state object; every earlier version is kept as history.
-
-    With an idempotency_key a retry (say, after a lost answer) returns the first version instead
-    of saving another."""
+    """Save a new version of a state object; every earlier version is kept as history."""
     text = dump_object(args.state, "state")
     require_escaped_fit(text, "state")
     saved_at = utc_now()
