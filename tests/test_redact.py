@@ -3,10 +3,14 @@ the result. Checked against running every pattern on every text, over text built
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from baton.redact import _PATTERNS, redact
+from baton.redact import _PATTERNS, MARK, redact
+from baton.store import Store
+from tests.helpers import call
 
 # Pieces that make up secrets, and the characters a case-insensitive pattern folds to ASCII.
 FRAGMENTS = [
@@ -46,3 +50,26 @@ def test_case_folded_secrets_are_still_found() -> None:
     for text in ("paſſword=hunter2hunter2", "api_\u212aey: abcdefgh", "authorızation: token abcdefgh12"):
         assert redact(text)[1] is True, text
         assert redact(text) == _every_pattern(text)
+
+
+SECRET = "sk-ant-abcdefghijklmnopqrstuvwxyz0123"
+
+
+async def test_every_free_text_field_is_redacted_before_storage(store: Store, db_path: Path) -> None:
+    """Requirements, a criterion's actual and evidence, reasoning references and package summaries are
+    free text like log content: a secret in them never reaches the file."""
+    session = await call(store, "create-session", session_id="s", requirements=f"deploy with {SECRET}")
+    assert SECRET not in session["requirements"] and MARK in session["requirements"]
+    again = await call(store, "create-session", session_id="s", requirements=f"deploy with {SECRET}")
+    assert again["created"] is False  # the retry still matches what was stored
+    await call(store, "save-success-criteria", session_id="s", criteria=[{"criterion": "deploys"}])
+    met = await call(store, "update-success-criterion", session_id="s", criterion="deploys", status="met",
+                     actual=f"token={SECRET}", evidence=f"curl -H 'Authorization: Bearer {SECRET}'")
+    assert SECRET not in met["actual"] + met["evidence"]
+    reasoning = await call(store, "save-reasoning", session_id="s", agent_type="developer", phase="approach",
+                           content="plain words", references=["notes.md", f"https://ci/?password={SECRET}"])
+    assert reasoning["redacted"] is True
+    package = await call(store, "save-context-package", session_id="s", package_type="research",
+                         producer="developer", consumers=["qa_expert"], summary=f"key {SECRET}", content="ok")
+    assert package["redacted"] is True
+    assert SECRET.encode() not in b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))

@@ -86,7 +86,9 @@ async def save_context_package(store: Store, args: SaveContextPackageInput) -> C
     Give the content inline or a file path. With supersedes, the new package replaces an older
     one (version + 1); the older one is then hidden from get-context-packages. Only the latest
     version can be superseded (conflict otherwise)."""
-    content, was_redacted = redact(args.content) if args.content is not None else (None, False)
+    content, content_redacted = redact(args.content) if args.content is not None else (None, False)
+    summary, summary_redacted = redact(args.summary)
+    was_redacted = content_redacted or summary_redacted
     size = len(content.encode()) if content is not None else _file_size(args.file_path or "")
     consumers = list(dict.fromkeys(args.consumers))
     async with store.write() as conn:
@@ -106,7 +108,7 @@ async def save_context_package(store: Store, args: SaveContextPackageInput) -> C
                 "INSERT INTO context_packages (session_id, group_id, package_type, priority, producer, summary,"
                 " content, file_path, size_bytes, version, supersedes, redacted, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (args.session_id, args.group_id, args.package_type, args.priority, args.producer, args.summary,
+                (args.session_id, args.group_id, args.package_type, args.priority, args.producer, summary,
                  content, args.file_path, size, version, args.supersedes, int(was_redacted), utc_now()),
             )
             package_id = cursor.lastrowid

@@ -11,6 +11,7 @@ from baton.clock import utc_now
 from baton.errors import NotFound
 from baton.models import MAX_LIMIT, Cursor, Input, Limit, Output, Page, SessionId, Text
 from baton.operations import RESPONSE_BUDGET_CHARS, cursor_position, encode_cursor, fit_to_budget, operation
+from baton.redact import redact
 from baton.store import Store, fetch_all, fetch_one
 from baton.tools._common import require_session
 
@@ -93,9 +94,10 @@ async def update_success_criterion(store: Store, args: UpdateSuccessCriterionInp
     else:
         where, key = "criterion = ?", (args.criterion,)
     changes: dict[str, Any] = {"status": args.status, "updated_at": utc_now()}
-    for name in ("actual", "evidence"):
+    for name in ("actual", "evidence"):  # free text: what was observed may quote a secret
         if name in args.model_fields_set:
-            changes[name] = getattr(args, name)
+            value = getattr(args, name)
+            changes[name] = None if value is None else redact(value)[0]
     async with store.write() as conn:
         await require_session(conn, args.session_id)
         sql = f"SELECT * FROM success_criteria WHERE session_id = ? AND {where}"

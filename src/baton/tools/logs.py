@@ -58,9 +58,12 @@ class LogInteractionInput(Input):
     idempotency_key: IdempotencyKey | None = None
 
 
-async def insert_log(store: Store, operation_name: str, fields: dict[str, Any], key: str | None) -> LogWritten:
-    """Insert one interaction or reasoning row (redacted), once per idempotency key."""
+async def insert_log(store: Store, operation_name: str, fields: dict[str, Any], key: str | None,
+                     redacted_elsewhere: bool = False) -> LogWritten:
+    """Insert one interaction or reasoning row (redacted), once per idempotency key.
+    `redacted_elsewhere`: the caller already redacted another field of the row (reasoning references)."""
     content, was_redacted = redact(fields["content"])
+    was_redacted = was_redacted or redacted_elsewhere
     row = {**fields, "content": content, "content_length": len(content), "redacted": int(was_redacted)}
     async with store.write() as conn:
         await require_session(conn, fields["session_id"])
@@ -263,8 +266,10 @@ async def save_reasoning(store: Store, args: SaveReasoningInput) -> LogWritten:
     """Record an agent's reasoning for one phase of its work on a group (secrets are redacted before
     storage)."""
     fields = args.model_dump(exclude={"idempotency_key", "references"})
-    fields["refs"] = None if args.references is None else json.dumps(args.references)
-    return await insert_log(store, "save-reasoning", {**fields, "log_type": "reasoning"}, args.idempotency_key)
+    references = [redact(reference) for reference in args.references or []]
+    fields["refs"] = None if args.references is None else json.dumps([text for text, _ in references])
+    return await insert_log(store, "save-reasoning", {**fields, "log_type": "reasoning"}, args.idempotency_key,
+                            redacted_elsewhere=any(was for _, was in references))
 
 
 class SaveEventInput(Input):

@@ -37,6 +37,7 @@ from baton.operations import (
     operation,
     require_escaped_fit,
 )
+from baton.redact import redact
 from baton.store import Store, fetch_all, fetch_one
 from baton.tools._common import dump_object, load_json, require_session
 from baton.tools._domain import Timestamp
@@ -123,6 +124,7 @@ async def create_session(store: Store, args: CreateSessionInput) -> SessionCreat
     """
     metadata = dump_object(args.metadata or {}, "metadata")
     require_escaped_fit(metadata, "metadata")
+    requirements, _ = redact(args.requirements)  # users paste keys into requests too
     now = utc_now()
     request_hash = hashlib.sha256(
         json.dumps(args.model_dump(exclude={"idempotency_key"}), sort_keys=True).encode()).hexdigest()
@@ -142,7 +144,7 @@ async def create_session(store: Store, args: CreateSessionInput) -> SessionCreat
         existing = await fetch_one(conn, "SELECT * FROM sessions WHERE session_id = ?", (session_id,))
         if existing is not None:
             same = (
-                existing["requirements"] == args.requirements
+                existing["requirements"] == requirements
                 and existing["mode"] == args.mode
                 and existing["project"] == args.project
                 and existing["initial_branch"] == args.initial_branch
@@ -157,7 +159,7 @@ async def create_session(store: Store, args: CreateSessionInput) -> SessionCreat
         await conn.execute(
             "INSERT INTO sessions (session_id, project, mode, status, requirements, initial_branch, metadata,"
             " created_at, updated_at) VALUES (?, ?, ?, 'active', ?, ?, ?, ?, ?)",
-            (session_id, args.project, args.mode, args.requirements, args.initial_branch, metadata, now, now),
+            (session_id, args.project, args.mode, requirements, args.initial_branch, metadata, now, now),
         )
         row = await require_session(conn, session_id)
         if args.idempotency_key is not None:
