@@ -148,7 +148,7 @@ def _unencodable(value: Any, depth: int = 0) -> tuple[list[str], str] | None:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            return [], ("contains a lone UTF-16 surrogate, which is not valid Unicode text; send well-formed UTF-8")
+            return [], "contains a lone UTF-16 surrogate, which is not valid Unicode text; send well-formed UTF-8"
         return None
     if depth > 50:
         return None
