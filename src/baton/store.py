@@ -199,12 +199,8 @@ class Store:
         """
         if key is None:
             return await write(), False
-        digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-        row = await fetch_one(
-            conn,
-            "SELECT request_hash, response FROM idempotency_keys WHERE session_id = ? AND operation = ? AND key = ?",
-            (session_id, operation, key),
-        )
+        digest = request_digest(payload)
+        row = await recorded_request(conn, session_id, operation, key)
         if row is not None:
             if row["request_hash"] != digest:
                 raise Conflict(
@@ -213,12 +209,30 @@ class Store:
                 )
             return json.loads(row["response"]), True
         result = await write()
-        await conn.execute(
-            "INSERT INTO idempotency_keys (session_id, operation, key, request_hash, response, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (session_id, operation, key, digest, json.dumps(result), utc_now()),
-        )
+        await record_request(conn, session_id, operation, key, digest, result)
         return result, False
+
+
+def request_digest(payload: dict[str, Any]) -> str:
+    """What identifies a request for retries: a hash of its payload (key order ignored)."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+async def recorded_request(conn: aiosqlite.Connection, session_id: str, operation: str,
+                           key: str) -> sqlite3.Row | None:
+    """The first request made with this key, if any: its `request_hash` and `response`."""
+    return await fetch_one(
+        conn, "SELECT request_hash, response FROM idempotency_keys WHERE session_id = ? AND operation = ? AND key = ?",
+        (session_id, operation, key))
+
+
+async def record_request(conn: aiosqlite.Connection, session_id: str, operation: str, key: str, digest: str,
+                         response: dict[str, Any]) -> None:
+    await conn.execute(
+        "INSERT INTO idempotency_keys (session_id, operation, key, request_hash, response, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (session_id, operation, key, digest, json.dumps(response), utc_now()),
+    )
 
 
 Params = tuple[Any, ...] | dict[str, Any]  # positional `?` or named `:name` parameters

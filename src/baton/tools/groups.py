@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from typing import Annotated, Any, Literal
@@ -25,7 +24,7 @@ from baton.models import (
     Text,
 )
 from baton.operations import cursor_position, encode_cursor, fit_to_budget, operation
-from baton.store import Store, fetch_all, fetch_one
+from baton.store import Store, fetch_all, fetch_one, record_request, recorded_request, request_digest
 from baton.tools._common import load_json, require_session
 
 GroupStatus = Literal["pending", "in_progress", "approved_pending_merge", "merging", "completed", "failed"]
@@ -123,7 +122,7 @@ async def create_task_group(store: Store, args: CreateTaskGroupInput) -> TaskGro
     # The creating payload is recorded, so a retry after a lost answer is recognised even when the
     # group has been updated since (its status moved on): comparing with the current values alone
     # called that retry a conflict.
-    request_hash = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
+    request_hash = request_digest(values)
     now = utc_now()
     async with store.write() as conn:
         await require_session(conn, args.session_id)
@@ -131,9 +130,7 @@ async def create_task_group(store: Store, args: CreateTaskGroupInput) -> TaskGro
             conn, "SELECT * FROM task_groups WHERE session_id = ? AND group_id = ?", (args.session_id, args.group_id)
         )
         if existing is not None:
-            creation = await fetch_one(
-                conn, "SELECT request_hash FROM idempotency_keys WHERE session_id = ?"
-                " AND operation = 'create-task-group' AND key = ?", (args.session_id, args.group_id))
+            creation = await recorded_request(conn, args.session_id, "create-task-group", args.group_id)
             as_first_sent = creation is not None and creation["request_hash"] == request_hash
             if not as_first_sent and any(existing[k] != v for k, v in values.items()):
                 raise Conflict(
@@ -146,9 +143,7 @@ async def create_task_group(store: Store, args: CreateTaskGroupInput) -> TaskGro
             f"INSERT INTO task_groups ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", tuple(row.values())
         )
         created = await _require_group(conn, args.session_id, args.group_id)
-        await conn.execute(
-            "INSERT INTO idempotency_keys (session_id, operation, key, request_hash, response, created_at)"
-            " VALUES (?, 'create-task-group', ?, ?, '{}', ?)", (args.session_id, args.group_id, request_hash, now))
+        await record_request(conn, args.session_id, "create-task-group", args.group_id, request_hash, {})
     return TaskGroupCreated(**TaskGroup.from_row(created).model_dump(), created=True)
 
 

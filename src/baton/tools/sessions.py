@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import sqlite3
@@ -38,7 +37,7 @@ from baton.operations import (
     require_escaped_fit,
 )
 from baton.redact import redact
-from baton.store import Store, fetch_all, fetch_one
+from baton.store import Store, fetch_all, fetch_one, record_request, recorded_request, request_digest
 from baton.tools._common import dump_object, load_json, require_session
 from baton.tools._domain import Timestamp
 
@@ -126,15 +125,12 @@ async def create_session(store: Store, args: CreateSessionInput) -> SessionCreat
     require_escaped_fit(metadata, "metadata")
     requirements, _ = redact(args.requirements)  # users paste keys into requests too
     now = utc_now()
-    request_hash = hashlib.sha256(
-        json.dumps(args.model_dump(exclude={"idempotency_key"}), sort_keys=True).encode()).hexdigest()
+    request_hash = request_digest(args.model_dump(exclude={"idempotency_key"}))
     async with store.write() as conn:
         session_id = args.session_id
         if args.idempotency_key is not None:
             # The session may not exist yet, so this key is scoped to the operation alone (session '').
-            first = await fetch_one(
-                conn, "SELECT request_hash, response FROM idempotency_keys WHERE session_id = ''"
-                " AND operation = 'create-session' AND key = ?", (args.idempotency_key,))
+            first = await recorded_request(conn, "", "create-session", args.idempotency_key)
             if first is not None:
                 if first["request_hash"] != request_hash:
                     raise Conflict(f"idempotency_key {args.idempotency_key!r} was already used for create-session "
@@ -163,10 +159,8 @@ async def create_session(store: Store, args: CreateSessionInput) -> SessionCreat
         )
         row = await require_session(conn, session_id)
         if args.idempotency_key is not None:
-            await conn.execute(
-                "INSERT INTO idempotency_keys (session_id, operation, key, request_hash, response, created_at)"
-                " VALUES ('', 'create-session', ?, ?, ?, ?)",
-                (args.idempotency_key, request_hash, json.dumps({"session_id": session_id}), now))
+            await record_request(conn, "", "create-session", args.idempotency_key, request_hash,
+                                 {"session_id": session_id})
     return SessionCreated(**Session.from_row(row).model_dump(), created=True)
 
 
