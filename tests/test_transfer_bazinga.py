@@ -1,7 +1,6 @@
 """`baton import bazinga`: both real BAZINGA fixtures import with the README's facts true.
 
-The fixtures live in the shared folder beside the repository (CI clones it there); when it is
-missing these tests fail, they do not skip.
+The fixtures live in tests/fixtures/bazinga (their provenance is in its README).
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from tests.helpers import cli_env
 from tests.test_transfer_cli import main_json as cli_json
 from tests.test_transfer_cli import run_main as run_cli
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "bazinga"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "bazinga"
 UTC_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 # The same in both files (README "Row counts"); the plan phases are the elements of development_plans.phases.
@@ -66,7 +65,7 @@ BAZINGA_TO_BATON = {"sessions": "sessions", "orchestration_logs": "logs", "state
 
 def fixture_path(name: str) -> Path:
     path = FIXTURES / name
-    assert path.is_file(), f"BAZINGA fixture missing: {path} (the shared/ folder must sit beside the repository)"
+    assert path.is_file(), f"BAZINGA fixture missing: {path}"
     return path
 
 

@@ -15,7 +15,7 @@ from tests.helpers import cli_env
 from tests.test_transfer_cli import main_json as cli_json
 from tests.test_transfer_cli import run_main as run_cli
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "bazinga" / "bazinga-v19.db"
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "bazinga" / "bazinga-v19.db"
 SESSIONS = ["bazinga_20260113_091402", "bazinga_20260115_142231", "bazinga_20260119_103047"]
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from tests.helpers import run_cli
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "bazinga"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "bazinga"
 
 
 @dataclass

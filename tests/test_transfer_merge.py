@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.test_transfer_cli import main_json as cli_json
 from tests.test_transfer_cli import run_main as run_cli
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "bazinga"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "bazinga"
 
 
 def _sessions(db: Path) -> dict[str, str]:
