@@ -62,7 +62,8 @@ def find(name: str) -> Operation | None:
 
 
 def select(spec: str) -> list[Operation]:
-    """Operations for a `--tools` value: `core`, `all`, or a comma-separated list of names."""
+    """Operations for a `--tools` value: comma-separated profiles (`core`, `all`) and tool names, combined
+    (`core,search` is the core profile plus `search`), each operation once, in the order first named."""
     from baton.errors import InvalidInput
 
     if spec == "all":
@@ -70,7 +71,15 @@ def select(spec: str) -> list[Operation]:
     if spec == "core":  # start-up time: the full profile's modules are not even imported
         return [op for op in _loaded(CORE_MODULES).values() if op.profile == "core"]
     names = [n.strip() for n in spec.split(",") if n.strip()]
-    unknown = [n for n in names if n not in _MODULE_OF]
+    unknown = [n for n in names if n not in _MODULE_OF and n not in ("core", "all")]
     if unknown or not names:
-        raise InvalidInput(f"unknown tool(s) {unknown}; known: core, all, or any of {', '.join(_MODULE_OF)}")
-    return [op for n in names if (op := find(n)) is not None]
+        raise InvalidInput(
+            f"unknown tool(s) {unknown or [spec]} in --tools; give the profiles core or all and/or tool names "
+            f"(comma-separated), e.g. core,search; tools: {', '.join(_MODULE_OF)}"
+        )
+    chosen: dict[str, Operation] = {}
+    for name in names:
+        for op in select(name) if name in ("core", "all") else [find(name)]:
+            if op is not None:
+                chosen.setdefault(op.name, op)
+    return list(chosen.values())
