@@ -239,8 +239,16 @@ async def test_tools_selection_by_profile_and_list(store: Store, mode: Mode) -> 
 @pytest.mark.parametrize("spec", ["bogus", "health,bogus", "", " , "])
 def test_unknown_tool_selection_is_invalid(mode: Mode, spec: str) -> None:
     """An unknown name (or nothing at all) in --tools is an invalid error that lists what is known."""
-    with pytest.raises(InvalidInput, match="known: core, all"):
+    with pytest.raises(InvalidInput, match="give the profiles core or all and/or tool names"):
         select(spec)
+
+
+def test_profiles_and_tool_names_combine_in_tools_selection(mode: Mode) -> None:
+    """`core,search` is the core profile plus search; a name given twice (or inside a profile) is served once."""
+    assert [op.name for op in select("core,search")] == [op.name for op in select("core")] + ["search"]
+    assert [op.name for op in select("health,core")] == ["health"] + [
+        op.name for op in select("core") if op.name != "health"]
+    assert [op.name for op in select("all,core")] == list(catalog())
 
 
 async def test_a_server_opens_and_migrates_its_own_store(tmp_path: Any, mode: Mode) -> None:
