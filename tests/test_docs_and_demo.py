@@ -38,6 +38,16 @@ def test_client_configs_spawn_baton_serve() -> None:
     assert vscode["servers"]["baton"] == {"type": "stdio", "command": "baton", "args": ["serve"]}
 
 
+def test_demo_without_db_leaves_the_real_database_untouched(tmp_path: Path) -> None:
+    """Without --db the demo uses a temporary database: neither BATON_DB nor the user data directory is written."""
+    env = {**cli_env(tmp_path / "real.db"), "XDG_DATA_HOME": str(tmp_path / "data"), "HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "baton", "demo"], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "Dashboard snapshot" in proc.stdout and "now removed" in proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "the demo wrote outside its temporary directory"
+
+
 def test_demo_runs_an_orchestration_through_a_real_server(tmp_path: Path) -> None:
     """`baton demo` drives a real stdio server and its dashboard reflects every step."""
     db = tmp_path / "demo.db"

@@ -2,8 +2,9 @@
 
 It spawns the server exactly as an MCP client (VS Code, Claude Code) would, drives a session
 through the MCP protocol with the SDK's client, then prints the session's dashboard snapshot.
-The data goes to the normal database (--db, BATON_DB, else the user data directory), tagged
-with project `baton-demo`, so `baton list-sessions --project baton-demo` finds it afterwards.
+By default the demo writes to a temporary database that is removed when it ends, so trying it
+leaves nothing behind in the real one; `--db PATH` keeps the demo session there instead (tagged
+with project `baton-demo`, so `baton list-sessions --project baton-demo --db PATH` finds it).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -103,16 +105,39 @@ async def _run(db_path: str, as_json: bool) -> int:
     return 0
 
 
+NEXT_STEPS = """
+The demo's session was {fate}.
+Next: connect an MCP client (README "Configure a client"). `baton` may not be on your PATH: in a
+client's configuration use the command {command} with args ["serve"]."""
+
+
+def _baton_command() -> str:
+    """The absolute path of this installation's `baton` script (what a client must spawn)."""
+    beside = os.path.join(os.path.dirname(sys.executable), "baton")
+    return beside if os.path.exists(beside) else f"{sys.executable} -m baton"
+
+
 def main(command: str, argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="baton demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--db", help="Database file (default: $BATON_DB, else the user data directory).")
+    parser.add_argument("--db", help="Keep the demo session in this database (default: a temporary one, removed "
+                                     "at the end; BATON_DB is not used, so the real database stays untouched).")
     parser.add_argument("--json", action="store_true", help="Print the whole dashboard snapshot as JSON.")
     args = parser.parse_args(argv)
     import anyio
 
-    from baton.paths import resolve_db_path
+    os.environ.pop("BATON_DB", None)  # the child gets the path explicitly
+    if args.db:
+        from baton.paths import resolve_db_path
 
-    db_path = str(resolve_db_path(args.db))
-    os.environ.pop("BATON_DB", None)  # the child gets the resolved path explicitly
-    return anyio.run(_run, db_path, args.json)
+        db_path = str(resolve_db_path(args.db))
+        code = anyio.run(_run, db_path, args.json)
+        fate = f"kept in {db_path}"
+    else:
+        with tempfile.TemporaryDirectory(prefix="baton-demo-") as scratch:
+            code = anyio.run(_run, str(os.path.join(scratch, "demo.db")), args.json)
+        fate = "in a temporary database, now removed; `baton demo --db PATH` keeps it"
+    if code == 0:
+        text = NEXT_STEPS.format(fate=fate, command=json.dumps(_baton_command()))
+        print(text, file=sys.stderr if args.json else sys.stdout)
+    return code
