@@ -202,3 +202,18 @@ def test_busy_database_exits_5(db_path: Path) -> None:
         blocker.close()
     assert proc.returncode == 5 and _error(proc)["code"] == "busy"
     assert cli_json(db_path, "get-logs", "--session-id", "s")["items"] == []
+
+
+def test_an_explicit_db_in_a_missing_directory_or_a_url_is_refused(tmp_path: Path) -> None:
+    """A mistyped --db or BATON_DB (missing directory, a URL) is `invalid` and creates nothing."""
+    typo = tmp_path / "no-such-dir" / "baton.db"
+    for argv, env_db in ((["health", "--db", str(typo)], tmp_path / "unused.db"), (["health"], typo),
+                         (["serve", "--db", str(typo)], tmp_path / "unused.db"),
+                         (["health", "--db", "mysql://u:secret@host/db"], tmp_path / "unused.db")):
+        proc = subprocess.run([sys.executable, "-m", "baton", *argv], env=cli_env(env_db), capture_output=True,
+                              text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
+        assert proc.returncode == 2, (argv, proc.stderr)
+        error = _error(proc)
+        assert error["code"] == "invalid" and "secret" not in error["message"], error
+        assert ("does not exist" in error["message"]) or ("URL" in error["message"]), error
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "a refused path created files"
