@@ -195,7 +195,7 @@ main(["health", "--db", sys.argv[1]])
 
 def test_concurrent_cold_starts_migrate_once_and_all_succeed(tmp_path: Path) -> None:
     """Several processes started at once on a missing database: each migration is applied exactly once."""
-    db = tmp_path / "new" / "dir" / "baton.db"
+    db = tmp_path / "baton.db"
     procs = [subprocess.Popen([sys.executable, "-c", _COLD_START, str(db)], env=cli_env(db), text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(5)]
     outputs = [proc.communicate(timeout=60) for proc in procs]

@@ -10,4 +10,6 @@ def utc_now() -> str:
 
 
 def format_utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # Not strftime: its %Y drops the leading zeros of years before 1000 on glibc ("999-01-01"), which then
+    # sort after every real timestamp.
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

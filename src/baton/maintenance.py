@@ -292,9 +292,14 @@ def parse_age(text: str) -> timedelta:
     match = re.fullmatch(r"\s*(\d+)\s*([dhw]?)\s*", text)
     if not match:
         raise InvalidInput(f"--older-than {text!r}: expected e.g. 90d, 12w or 36h")
-    n = int(match.group(1))
-    return {"": timedelta(days=n), "d": timedelta(days=n), "h": timedelta(hours=n), "w": timedelta(weeks=n)}[
-        match.group(2)]
+    unit = {"h": "hours", "w": "weeks"}.get(match.group(2), "days")
+    try:
+        age = timedelta(**{unit: int(match.group(1))})
+    except OverflowError:
+        age = timedelta.max
+    if age > datetime.now(UTC) - datetime.min.replace(tzinfo=UTC):
+        raise InvalidInput(f"--older-than {text!r} reaches back before the year 1; give a smaller age")
+    return age
 
 
 def prune(db: Path, older_than: timedelta, *, project: str | None, apply: bool) -> dict[str, Any]:

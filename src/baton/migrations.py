@@ -9,11 +9,17 @@ Rules (see README "Schema and migrations"):
   migrates, the others wait and then find nothing to do.
 - A database whose version is newer than this code is refused (`schema_too_new`) and not
   modified in any way (the version is read before anything is written).
+- Another application's database is refused (`storage`) and not modified in any way, not even
+  its journal mode, and no file is created beside it. Baton's database is recognised by its
+  user_version (1.. for every database Baton created; its first migration sets it together with
+  the first tables) and by its tables being exactly those the applied migrations create. A file
+  with no schema at all (0 bytes, or user_version 0 and no tables) is new and gets initialised.
 - A non-empty database is copied with SQLite's online backup before the first pending migration.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sqlite3
@@ -27,6 +33,8 @@ from baton.errors import SchemaTooNew, StorageError
 log = logging.getLogger(__name__)
 
 _FILE_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_TABLE_DDL = re.compile(
+    r"^\s*(CREATE|DROP)\s+(?:VIRTUAL\s+)?TABLE\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?[\"`\[]?(\w+)", re.I | re.M)
 LOCK_TIMEOUT_S = 120.0
 
 
@@ -84,10 +92,11 @@ def migrate(path: Path, migrations: list[Migration] | None = None) -> int:
     from filelock import FileLock, Timeout  # only the startup path needs it
 
     try:
+        checked = _refuse_foreign_early(path, migrations, target)
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S)
         with lock:
-            return _migrate_locked(path, migrations, target)
+            return _migrate_locked(path, migrations, target, checked=checked)
     except Timeout as exc:
         raise StorageError(f"{path}: another process held the migration lock for {LOCK_TIMEOUT_S:.0f}s") from exc
     except OSError as exc:  # PermissionError, or EROFS on a read-only mount (which root cannot bypass)
@@ -99,10 +108,14 @@ def migrate(path: Path, migrations: list[Migration] | None = None) -> int:
         raise describe_sqlite_error(path, exc) from exc
 
 
-def _migrate_locked(path: Path, migrations: list[Migration], target: int) -> int:
+def _migrate_locked(path: Path, migrations: list[Migration], target: int, *, checked: bool) -> int:
     conn = sqlite3.connect(path, isolation_level=None, timeout=30)
     try:
         current = read_user_version(conn)  # read before writing anything, so a refusal changes nothing
+        # A database found to be Baton's stays Baton's; one that did not exist or could not be read is checked now.
+        reason = None if checked else _not_batons(conn, current, migrations, target)
+        if reason is not None:
+            raise _foreign(path, reason)
         if current > target:
             raise SchemaTooNew(
                 f"{path} has schema version {current}, newer than this Baton's {target}; "
@@ -121,6 +134,86 @@ def _migrate_locked(path: Path, migrations: list[Migration], target: int) -> int
         return target
     finally:
         conn.close()
+
+
+def created_tables(migrations: list[Migration]) -> frozenset[str]:
+    """The tables that `migrations`, applied in order, leave behind (virtual ones included; not their
+    shadow tables or sqlite_*). Read from the SQL text, since replaying it would cost ~10 ms at every
+    start; tests/test_data_safety.py checks the two agree for every version."""
+    return _created_tables(tuple(migrations))
+
+
+@functools.cache
+def _created_tables(migrations: tuple[Migration, ...]) -> frozenset[str]:
+    tables: set[str] = set()
+    for migration in migrations:
+        for verb, name in _TABLE_DDL.findall(migration.sql):
+            (tables.add if verb.upper() == "CREATE" else tables.discard)(name)
+    return frozenset(tables)
+
+
+def database_tables(conn: sqlite3.Connection) -> frozenset[str]:
+    """The tables of the database on `conn`, counted the way `created_tables` counts them."""
+    rows = conn.execute("SELECT name FROM pragma_table_list WHERE schema = 'main' AND type IN ('table', 'virtual')"
+                        " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'").fetchall()
+    return frozenset(name for (name,) in rows)
+
+
+def _not_batons(conn: sqlite3.Connection, current: int, migrations: list[Migration], target: int) -> str | None:
+    """Why the database on `conn` is not Baton's; None if it is, or has no schema yet."""
+    tables = database_tables(conn)
+    if current == 0:
+        if conn.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchone() is None:
+            return None
+        what = f"tables of its own ({_names(tables)})" if tables else "a schema of its own"
+        return f"it has {what} but user_version 0, which no database Baton made has"
+    if current > target:
+        # A newer Baton keeps this one's tables (schema files are append-only): without them it is not Baton's.
+        missing = created_tables(migrations) - tables
+        return f"user_version {current}, but without Baton's tables {_names(missing)}" if missing else None
+    expected = created_tables([m for m in migrations if m.version <= current])
+    if tables == expected:
+        return None
+    return (f"user_version {current}, but its tables are not those of Baton's schema v{current}: not Baton's "
+            f"{_names(tables - expected)}; missing {_names(expected - tables)}")
+
+
+def _names(names: frozenset[str], shown: int = 6) -> str:
+    listed = sorted(names)
+    more = f" and {len(listed) - shown} more" if len(listed) > shown else ""
+    return (", ".join(listed[:shown]) + more) if listed else "none"
+
+
+def _foreign(path: Path, reason: str) -> StorageError:
+    return StorageError(
+        f"{path} is not a Baton database: {reason}. Baton did not change it in any way; point --db or "
+        "BATON_DB at Baton's own database, or at a new file"
+    )
+
+
+def _refuse_foreign_early(path: Path, migrations: list[Migration], target: int) -> bool:
+    """The check before the lock file is created, so a refused file gets nothing new beside it. True when
+    the file was read and is Baton's (or has no schema yet); False when there is none or it cannot be read.
+
+    Read-only: nothing is written (a read-only connection neither checkpoints nor switches the journal;
+    on a file already in WAL mode SQLite creates the -wal and -shm any reader needs). When the file
+    cannot be read here, the locked path reads it again and reports why.
+    """
+    try:
+        if path.stat().st_size == 0:
+            return False
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=30)
+    except (OSError, sqlite3.Error):
+        return False
+    try:
+        reason = _not_batons(conn, read_user_version(conn), migrations, target)
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+    if reason is not None:
+        raise _foreign(path, reason)
+    return True
 
 
 def _has_tables(conn: sqlite3.Connection) -> bool:

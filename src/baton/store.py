@@ -9,6 +9,9 @@ Concurrency model (see README "Many agents at once"):
   obtained, `BEGIN IMMEDIATE` is retried a bounded number of times with jitter, then `busy`.
 - Reads use a small pool of separate connections, each read in its own read transaction (a
   consistent snapshot across several queries) and never take the write lock.
+- Before each commit and each read the database file and its -wal must still be the ones opened
+  (file_identity.py). If not, what this server acknowledged is rescued once (checkpointed, and
+  copied aside if the database file itself went) and every later read and write is `storage`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import aiosqlite
 import anyio
 
 from baton.clock import utc_now
-from baton.errors import BatonError, Busy, Conflict, InvalidInput, ReadOnly
+from baton.errors import BatonError, Busy, Conflict, InvalidInput, ReadOnly, StorageError
+from baton.file_identity import Loss, OpenedFiles, rescue
 from baton.migrations import describe_sqlite_error, migrate
 
 log = logging.getLogger(__name__)
@@ -66,6 +70,8 @@ class Store:
         self._reader_slots = anyio.Semaphore(READERS)
         self._reader_open_lock = anyio.Lock()
         self.schema_version = 0
+        self._opened = OpenedFiles.record(path)
+        self._lost: str | None = None  # why this store refuses everything, once its files were lost
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -77,7 +83,7 @@ class Store:
             raise describe_sqlite_error(path, exc) from exc
         if journal != "wal":
             log.warning("%s: journal_mode is %s, not wal (is the file on a network filesystem?)", path, journal)
-        store = cls(path, writer)
+        store = cls(path, writer)  # records the files' identity: the -wal exists since journal_mode returned
         store.schema_version = version
         return store
 
@@ -99,6 +105,7 @@ class Store:
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
         """One short write transaction; committed (shielded) when the block exits normally."""
         async with self._write_lock:
+            self._refuse_if_lost()
             conn = self._writer
             await self._begin_immediate(conn)
             try:
@@ -110,6 +117,11 @@ class Store:
                     raise self._storage_error(exc) from exc
                 raise
             with anyio.CancelScope(shield=True):
+                loss = self._check_file_identity()
+                if loss is not None:
+                    await self._rollback(conn)
+                    await self._rescue(loss)
+                    self._refuse_if_lost()
                 try:
                     await conn.execute("COMMIT")
                 except sqlite3.Error as exc:
@@ -148,6 +160,12 @@ class Store:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:
         """A read transaction on a pooled connection: every query inside sees one snapshot."""
+        # Checked before a reader is taken: one opened now on a replaced path would read the other file.
+        loss = None if self._lost else self._check_file_identity()
+        if loss is not None:
+            async with self._write_lock:
+                await self._rescue(loss)
+        self._refuse_if_lost()
         async with self._reader_slots:
             conn = await self._take_reader()
             try:
@@ -172,6 +190,22 @@ class Store:
         async with self._reader_open_lock:
             self._reader_count += 1
             return await _connect(self.path, read_only=True)
+
+    # -- the files at the path are not the ones open ------------------------------------------
+
+    def _check_file_identity(self) -> Loss | None:
+        return self._opened.loss()
+
+    def _refuse_if_lost(self) -> None:
+        if self._lost is not None:
+            raise StorageError(self._lost)
+
+    async def _rescue(self, loss: Loss) -> None:
+        """Keep what this server acknowledged, then refuse everything. Called under the write lock."""
+        if self._lost is None:
+            with anyio.CancelScope(shield=True):
+                self._lost = await rescue(self._writer, self.path, loss)
+            log.error("%s", self._lost)
 
     def _storage_error(self, exc: sqlite3.Error) -> BatonError:
         if isinstance(exc, sqlite3.IntegrityError):

@@ -50,7 +50,10 @@ def _utc_timestamp(value: Any) -> Any:
         raise ValueError("not an ISO-8601 time; use e.g. 2026-11-22 or 2026-11-22T05:42:55Z") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return format_utc(moment)
+    try:
+        return format_utc(moment)
+    except OverflowError:  # a year-9999 or year-1 time whose offset carries it past the calendar in UTC
+        raise ValueError("out of range in UTC; use a time from 0001-01-01 to 9999-12-31 UTC") from None
 
 
 Timestamp = Annotated[
