@@ -27,7 +27,7 @@ from baton.models import (
     Text,
 )
 from baton.operations import cursor_position, cut_text, encode_cursor, fit_to_budget, operation
-from baton.redact import redact
+from baton.redact import redact, redact_all
 from baton.store import Store, fetch_all, fetch_one
 from baton.tools._common import MAX_CONTENT_CHARS, require_session
 
@@ -86,7 +86,7 @@ async def save_context_package(store: Store, args: SaveContextPackageInput) -> C
     Give the content inline or a file path. With supersedes, the new package replaces an older
     one (version + 1); the older one is then hidden from get-context-packages. Only the latest
     version can be superseded (conflict otherwise)."""
-    content, content_redacted = redact(args.content) if args.content is not None else (None, False)
+    content, content_redacted = (await redact_all([args.content]))[0] if args.content is not None else (None, False)
     summary, summary_redacted = redact(args.summary)
     was_redacted = content_redacted or summary_redacted
     size = len(content.encode()) if content is not None else _file_size(args.file_path or "")

@@ -47,11 +47,16 @@ TtlDays = Annotated[
     int, Field(ge=1, le=3650, description=f"Days after last seen until it expires (default {DEFAULT_TTL_DAYS}).")
 ]
 
-_QUOTED = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'|`[^`\n]*`")
-_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\w.@~-]*[\\/])+[\w.@~-]+")
-_LINE = re.compile(r"(?i)\b(line|ln|row|col(?:umn)?)\s*[:#]?\s*\d+")
-_COLON_NUMBERS = re.compile(r":\d+(?::\d+)?\b")
-_HEX = re.compile(r"\b0x[0-9a-fA-F]+\b")
+# Linear in the message (tests/test_adversarial_text.py): `re` retries a failed match at every later
+# position, so a quantifier followed by a character it cannot match is possessive (the same matches
+# without backtracking), and a path starts only where a run of path characters starts: a path that
+# fails there fails from every later character of the run too (20 KB of backslashes took 14 s, of
+# letters 4 s). The one start inside a run is a drive letter (`abcC:\x`), which ends the run.
+_QUOTED = re.compile(r"\"[^\"\n]*+\"|'[^'\n]*+'|`[^`\n]*+`")
+_PATH = re.compile(r"(?:[A-Za-z]:|(?<![\w.@~\\/-]))(?:[\w.@~-]*+[\\/])+[\w.@~-]+")
+_LINE = re.compile(r"(?i)\b(line|ln|row|col(?:umn)?)\s*+[:#]?\s*+\d+")
+_COLON_NUMBERS = re.compile(r":\d++(?::\d++)?\b")
+_HEX = re.compile(r"\b0x[0-9a-fA-F]++\b")
 _SPACE = re.compile(r"\s+")
 
 

@@ -27,7 +27,7 @@ from baton.models import (
     Text,
 )
 from baton.operations import cursor_position, cut_text, encode_cursor, fit_to_budget, operation
-from baton.redact import redact
+from baton.redact import redact, redact_all
 from baton.store import Store, fetch_all, fetch_one, request_digest
 from baton.tools._common import MAX_CONTENT_CHARS, dump_object, load_json, require_session
 
@@ -61,7 +61,7 @@ async def insert_log(store: Store, operation_name: str, fields: dict[str, Any], 
                      redacted_elsewhere: bool = False) -> LogWritten:
     """Insert one interaction or reasoning row (redacted), once per idempotency key.
     `redacted_elsewhere`: the caller already redacted another field of the row (reasoning references)."""
-    content, was_redacted = redact(fields["content"])
+    [(content, was_redacted)] = await redact_all([fields["content"]])
     was_redacted = was_redacted or redacted_elsewhere
     row = {**fields, "content": content, "content_length": len(content), "redacted": int(was_redacted)}
     async with store.write() as conn:
@@ -139,8 +139,9 @@ async def log_interactions(store: Store, args: LogInteractionsInput) -> LogsWrit
     keys = [entry.idempotency_key for entry in args.entries]
     rows = []
     redacted_at = []
+    redactions = await redact_all([entry["content"] for entry in fields])
     for index, entry in enumerate(fields):
-        content, was_redacted = redact(entry["content"])
+        content, was_redacted = redactions[index]
         rows.append({**entry, "content": content, "content_length": len(content), "redacted": int(was_redacted)})
         if was_redacted:
             redacted_at.append(index)
