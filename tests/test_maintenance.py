@@ -15,8 +15,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from stress.file_faults import FOREIGN, make_foreign
 
 from baton.maintenance import holders
+from baton.migrations import latest_version, load_migrations, migrate
 from baton.store import Store
 from tests.helpers import call, cli_env, serve_command
 from tests.test_transfer_cli import main_json as cli_json
@@ -247,3 +249,54 @@ def test_vacuum_reclaims_space(db_path: Path) -> None:
     result = cli_json(db_path, "vacuum")
     assert result["reclaimed_bytes"] > 500_000
     assert cli_json(db_path, "check")["ok"] is True
+
+
+# -- another application's SQLite file ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [*FOREIGN, "sessions table, user_version 99"])
+def test_check_of_another_applications_database_says_it_is_not_batons(tmp_path: Path, kind: str) -> None:
+    """`baton check` on another application's SQLite file exits 1, its first problem that the file is not a
+    Baton database (it said ok, and that the next server start would migrate it), and changes nothing."""
+    db = tmp_path / "other.db"
+    if kind in FOREIGN:
+        make_foreign(db, kind)
+    else:
+        conn = sqlite3.connect(db)
+        conn.executescript("CREATE TABLE sessions (id INTEGER PRIMARY KEY); PRAGMA user_version = 99;")
+        conn.close()
+    before = db.read_bytes()
+    proc = run_cli(db, "check")
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["ok"] is False
+    assert report["problems"][0].startswith(f"{db} is not a Baton database: "), report["problems"]
+    assert not any("newer" in p for p in report["problems"]) and report["notes"] == []
+    assert db.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
+
+
+def test_restore_refuses_a_file_that_is_not_a_baton_backup(session_db: Path, tmp_path: Path) -> None:
+    """A file with a `sessions` table of its own and user_version 1 is refused as not Baton's before anything
+    is changed (a sessions table was enough: it replaced the database, then the migration refused it)."""
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.executescript("CREATE TABLE sessions (id INTEGER PRIMARY KEY, user TEXT); PRAGMA user_version = 1;")
+    conn.close()
+    before = session_db.read_bytes()
+    proc = run_cli(session_db, "restore", str(other))
+    assert proc.returncode == 2, proc.stderr
+    error = json.loads(proc.stderr)["error"]
+    assert error["message"].startswith(f"{other} is not a Baton backup: user_version 1, but its tables"), error
+    assert "nothing was changed" in error["message"]
+    assert session_db.read_bytes() == before
+    assert not list(tmp_path.glob("*.replaced-*"))
+    assert [s["session_id"] for s in cli_json(session_db, "list-sessions")["items"]] == ["s1"]
+
+
+def test_restore_of_a_backup_with_an_older_schema_migrates_it(session_db: Path, tmp_path: Path) -> None:
+    """A Baton database at schema v3 is recognised as Baton's by the tables v3 has, restored, and migrated."""
+    old = tmp_path / "v3.db"
+    migrate(old, load_migrations()[:3])
+    result = cli_json(session_db, "restore", str(old))
+    assert (result["backup_schema_version"], result["schema_version"]) == (3, latest_version())
+    assert cli_json(session_db, "list-sessions")["items"] == []

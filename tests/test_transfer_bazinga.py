@@ -431,6 +431,7 @@ def test_source_never_modified_and_dry_run_writes_nothing(tmp_path: Path) -> Non
     shutil.copyfile(fixture_path("bazinga-v19.db"), src)
     before = hashlib.sha256(src.read_bytes()).hexdigest()
     db = tmp_path / "out" / "baton.db"
+    db.parent.mkdir()  # an explicit --db in a missing directory is invalid (7cc32f6)
     report = cli_json(db, "import", "bazinga", str(src), "--dry-run", "--json")
     assert report["dry_run"] is True and report["committed"] is False
     assert next(t for t in report["tables"] if t["source_table"] == "orchestration_logs")["imported"] == 130
@@ -522,3 +523,47 @@ def test_not_a_bazinga_database(tmp_path: Path, db_path: Path) -> None:
     missing = run_cli(db_path, "import", "bazinga", str(tmp_path / "nope.db"))
     assert missing.returncode == 3
     assert os.path.exists(db_path) is False
+
+
+def _copy_with(tmp_path: Path, sql: str, *params: Any) -> Path:
+    """A v19 copy with one statement applied (in rollback-journal mode, as the fixture is)."""
+    path = tmp_path / "crafted.db"
+    shutil.copyfile(fixture_path("bazinga-v19.db"), path)
+    conn = sqlite3.connect(path)
+    conn.execute(sql, params)
+    conn.commit()
+    conn.execute("PRAGMA journal_mode = DELETE")
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize(("table", "column", "value"), [
+    ("token_usage", "timestamp", "9999-12-31T23:59:59-01:00"),  # past 9999 in UTC
+    ("sessions", "end_time", "0001-01-01T00:00:00+01:00"),  # before year 1 in UTC (a local time: local_text)
+    ("orchestration_logs", "timestamp", "the day before yesterday"),  # not a time at all
+])
+def test_a_source_time_outside_the_calendar_is_invalid_naming_its_row(tmp_path: Path, table: str, column: str,
+                                                                      value: str) -> None:
+    """A source time that is no time, or leaves the calendar in UTC, is `invalid` (exit 2) naming its table,
+    column and row, and nothing is imported (it was `OverflowError`, exit 1, for the out-of-range ones)."""
+    crafted = _copy_with(tmp_path, f"UPDATE {table} SET {column} = ? WHERE rowid = 1", value)
+    db = tmp_path / "baton.db"
+    proc = run_cli(db, "import", "bazinga", str(crafted), "--json")
+    assert proc.returncode == 2, proc.stderr
+    error = json.loads(proc.stderr)["error"]
+    assert error["code"] == "invalid"
+    assert error["message"].startswith(f"{crafted}: {table}.{column} (rowid 1): {value!r} is "), error
+    assert ("out of range in UTC" if value[0].isdigit() else "not a timestamp") in error["message"]
+    assert "nothing was imported" in error["message"]
+    assert not db.exists() or target(db).execute("SELECT count(*) FROM sessions").fetchone()[0] == 0
+
+
+def test_a_pattern_last_seen_at_the_end_of_the_calendar_is_read_with_its_expiry_clamped(tmp_path: Path) -> None:
+    """An error pattern last seen 9999-12-31 imports and reads back: expires at the calendar's end, not
+    expired (adding its TTL was `internal: OverflowError` on every get-error-patterns)."""
+    crafted = _copy_with(tmp_path, "UPDATE error_patterns SET last_seen = '9999-12-31 12:00:00' WHERE rowid = 1")
+    db = tmp_path / "baton.db"
+    cli_json(db, "import", "bazinga", str(crafted), "--json")
+    patterns = cli_json(db, "get-error-patterns", "--project", "ledgerly", "--include-expired", "true")["items"]
+    latest = next(p for p in patterns if p["last_seen"] == "9999-12-31T12:00:00.000Z")
+    assert (latest["ttl_days"], latest["expires_at"], latest["expired"]) == (90, "9999-12-31T23:59:59.999Z", False)

@@ -218,3 +218,20 @@ def test_text_report_and_missing_directory(state_dir: Path, tmp_path: Path) -> N
     assert "skipped tasks/broken.yaml: malformed YAML" in out.stdout
     missing = run_main(db, "import", "files", str(tmp_path / "nowhere"))
     assert missing.returncode == 3 and json.loads(missing.stderr)["error"]["code"] == "not_found"
+
+
+def test_a_time_outside_the_calendar_is_noted_and_not_used(tmp_path: Path) -> None:
+    """A session or task time past 9999 or before year 1 in UTC (as text, or as epoch seconds) is handled as
+    one that is no time: noted with its file and key, not used; the rows still import (it was
+    `OverflowError`)."""
+    root = tmp_path / "state"
+    root.mkdir()
+    (root / "far.json").write_text(json.dumps({
+        "kind": "session", "session_id": "far", "requirements": "r", "created_at": "9999-12-31T23:59:59-01:00",
+        "updated_at": "0001-01-01T00:00:00+01:00",
+        "tasks": [{"id": "T-1", "title": "t", "created_at": 1e30, "updated_at": -1e20}]}))
+    report = main_json(tmp_path / "baton.db", "import", "files", str(root), "--json")
+    assert table(report, "sessions")["imported"] == 1 and table(report, "tasks")["imported"] == 1
+    for key, value in (("created_at", "'9999-12-31T23:59:59-01:00'"), ("updated_at", "'0001-01-01T00:00:00+01:00'"),
+                       ("created_at", "1e+30"), ("updated_at", "-1e+20")):
+        assert f"far.json: {key} {value} is out of range in UTC; not used" in report["notes"], report["notes"]

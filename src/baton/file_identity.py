@@ -4,8 +4,11 @@ SQLite goes on using the file it opened. Deleted or replaced under a running ser
 or `cp` of another file over it, a `git checkout`), the server would write on into the orphaned
 inode and every write it acknowledged would vanish when the process ends; with the `-wal` file
 deleted, so would every acknowledged write not yet checkpointed into the database. So the store
-records (st_dev, st_ino) of both at open and compares them before each commit and each read;
-on a difference `rescue` keeps what can be kept, once, and the store refuses everything after.
+records (st_dev, st_ino) of both at open and compares them before each commit and each read, and
+so does the server every 0.5 s between calls (`Store.watch_files`: a loss must not wait for a call,
+since a SIGKILL meanwhile would lose the deleted -wal, and another process opening a file moved
+over the database would read this server's -wal into it). On a difference `rescue` keeps what can
+be kept, once, and the store refuses everything after.
 
 SQLite itself never replaces either file while a connection is open: it resets and truncates the
 `-wal` in place, and deletes it only when the last connection to the database closes. The store

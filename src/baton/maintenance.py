@@ -5,13 +5,15 @@
   while servers keep writing (WAL readers never block writers). Written to `PATH.partial`,
   checked (`quick_check`), switched to journal_mode DELETE (one self-contained file), then
   renamed into place.
-- restore: refuses while another process holds the database open (see `holders`) unless
-  `--force`; first saves the current database with the same online backup to
-  `<db>.replaced-<UTC stamp>`, then copies the backup *into* the database through SQLite (one
-  transaction, so a process that still has it open sees either the old or the restored
-  content, never a torn file), then migrates it if the backup's schema is older.
-- check: `integrity_check`, `foreign_key_check`, schema version against this Baton, sizes and
-  row counts; read-only, never migrates; exit 1 when anything is wrong.
+- restore: refuses a file that is not a Baton database (recognised as `migrate` does), and one
+  that another process holds open (see `holders`) unless `--force`; first saves the current
+  database with the same online backup to `<db>.replaced-<UTC stamp>`, then copies the backup
+  *into* the database through SQLite (one transaction, so a process that still has it open sees
+  either the old or the restored content, never a torn file), then migrates it if the backup's
+  schema is older.
+- check: `integrity_check`, `foreign_key_check`, schema version against this Baton, whether the
+  file is Baton's at all (its tables are those of its schema version, as `migrate` checks), sizes
+  and row counts; read-only, never migrates; exit 1 when anything is wrong.
 - prune: logs of finished sessions whose last activity is older than `--older-than`; a dry run
   (shows what would go) unless `--yes`; sessions, groups, criteria and tokens are kept.
 - vacuum: checkpoint, `VACUUM`, checkpoint; reports the bytes reclaimed.
@@ -33,7 +35,7 @@ from typing import Any
 
 from baton.clock import format_utc, utc_now
 from baton.errors import BatonError, Conflict, InvalidInput, NotFound, StorageError
-from baton.migrations import describe_sqlite_error, latest_version, migrate
+from baton.migrations import describe_sqlite_error, latest_version, migrate, not_batons
 from baton.paths import resolve_db_path
 
 BUSY_TIMEOUT_MS = 5000
@@ -204,11 +206,14 @@ def restore(db: Path, source: Path, *, force: bool) -> dict[str, Any]:
     try:
         check = src.execute("PRAGMA quick_check").fetchone()[0]
         version = int(src.execute("PRAGMA user_version").fetchone()[0])
-        has_sessions = src.execute("SELECT 1 FROM sqlite_schema WHERE name = 'sessions'").fetchone() is not None
+        foreign = not_batons(src) if check == "ok" else None
     except sqlite3.Error as exc:
         src.close()
         raise describe_sqlite_error(source, exc) from exc
-    if check != "ok" or not has_sessions or version < 1:
+    if foreign is not None:
+        src.close()
+        raise InvalidInput(f"{source} is not a Baton backup: {foreign}; nothing was changed")
+    if check != "ok" or version < 1:  # version 0 here: no schema at all
         src.close()
         raise InvalidInput(f"{source} is not a sound Baton database (quick_check {check!r}, schema version "
                            f"{version}); nothing was changed")
@@ -260,6 +265,7 @@ def check(db: Path) -> dict[str, Any]:
         freelist = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
         journal = str(conn.execute("PRAGMA journal_mode").fetchone()[0])
         counts = _counts(conn)
+        foreign = not_batons(conn)
         conn.execute("COMMIT")
     except sqlite3.Error as exc:
         raise describe_sqlite_error(db, exc) from exc
@@ -267,14 +273,16 @@ def check(db: Path) -> dict[str, Any]:
         conn.close()
     latest = latest_version()
     problems = []
+    if foreign is not None:  # a server would refuse it untouched: its version says nothing about Baton's schema
+        problems.append(f"{db} is not a Baton database: {foreign}")
     if integrity != ["ok"]:
         problems.append(f"integrity_check: {integrity[:5]}")
     if fk:
         problems.append(f"foreign_key_check: {len(fk)} row(s) point at missing parents")
-    if version > latest:
+    if version > latest and foreign is None:
         problems.append(f"schema version {version} is newer than this Baton's {latest}")
     notes = []
-    if version < latest:
+    if version < latest and foreign is None:
         notes.append(f"schema version {version} is older than {latest}: the next server start migrates it")
     return {
         "database": str(db), "ok": not problems,

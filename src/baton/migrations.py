@@ -178,6 +178,13 @@ def _not_batons(conn: sqlite3.Connection, current: int, migrations: list[Migrati
             f"{_names(tables - expected)}; missing {_names(expected - tables)}")
 
 
+def not_batons(conn: sqlite3.Connection) -> str | None:
+    """Why the database on `conn` is not Baton's; None if it is, or has no schema yet. For the commands
+    that read a file without migrating it (`baton check`, `baton restore`)."""
+    migrations = load_migrations()
+    return _not_batons(conn, read_user_version(conn), migrations, migrations[-1].version if migrations else 0)
+
+
 def _names(names: frozenset[str], shown: int = 6) -> str:
     listed = sorted(names)
     more = f" and {len(listed) - shown} more" if len(listed) > shown else ""
@@ -206,6 +213,9 @@ def _refuse_foreign_early(path: Path, migrations: list[Migration], target: int) 
     except (OSError, sqlite3.Error):
         return False
     try:
+        # One snapshot: read outside the lock, the version and the tables could straddle another process's
+        # migrations (user_version 3 with v6's tables refused a real database at concurrent cold starts).
+        conn.execute("BEGIN")
         reason = _not_batons(conn, read_user_version(conn), migrations, target)
     except sqlite3.Error:
         return False

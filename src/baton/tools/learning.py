@@ -107,8 +107,13 @@ class ErrorPattern(Output):
         normalized, cut3 = cut_text(row["normalized_message"], max_chars)
         expires_at = None
         if row["ttl_days"] is not None:
-            last = datetime.fromisoformat(row["last_seen"].replace("Z", "+00:00"))
-            expires_at = format_utc(last + timedelta(days=row["ttl_days"]))
+            try:
+                last = datetime.fromisoformat(row["last_seen"].replace("Z", "+00:00"))
+                expires_at = format_utc(last + timedelta(days=row["ttl_days"]))
+            except OverflowError:  # last seen within ttl_days of 9999-12-31 (an import can bring that)
+                expires_at = "9999-12-31T23:59:59.999Z"
+            except ValueError:  # not a time: the reads' julianday() is NULL for it too, so it never expires
+                expires_at = None
         return cls(
             **{k: row[k] for k in ("pattern_id", "project", "signature", "error_type",
                                    "agent_type", "occurrences", "success_count", "failure_count", "confidence",

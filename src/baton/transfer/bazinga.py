@@ -56,10 +56,12 @@ from typing import Any
 from baton.errors import InvalidInput
 from baton.redact import redact
 from baton.transfer.common import (
+    BadTime,
     Target,
     canonical_json,
     format_offset,
     local_text,
+    locate,
     machine_offset,
     normalise_agent_type,
     parse_time,
@@ -181,7 +183,11 @@ class BazingaImport:
                 continue
             t = self.report.table(source_table, target_table)
             t.target_before = self.target.count(target_table)
-            step(t)
+            try:
+                step(t)
+            except BadTime as exc:  # raised where only the value is known: say which row holds it
+                where = locate(self.src, exc.value, first=source_table) or source_table
+                raise InvalidInput(f"{self.path}: {where}: {exc.message}; nothing was imported") from None
             t.target_after = self.target.count(target_table)
             if source_table == "development_plans":
                 phases = self.report.table("development_plans.phases", "plan_phases")

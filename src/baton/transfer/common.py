@@ -226,6 +226,18 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+OUT_OF_RANGE = "is out of range in UTC"  # a time past 9999-12-31 or before 0001-01-01 once converted to UTC
+
+
+class BadTime(InvalidInput):
+    """A source value that is no usable time. `value` is the value as the source holds it, so the
+    importer can say which row holds it (`locate`)."""
+
+    def __init__(self, value: Any, problem: str) -> None:
+        super().__init__(f"{value!r} {problem}")
+        self.value = value
+
+
 def utc_text(value: str | None) -> str | None:
     """A UTC timestamp as BAZINGA's SQL writes it (`YYYY-MM-DD HH:MM:SS`) in Baton's form."""
     if value is None:
@@ -233,7 +245,7 @@ def utc_text(value: str | None) -> str | None:
     moment = parse_time(value)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return format_utc(moment)
+    return _utc(moment, value)
 
 
 def local_text(value: str | None, offset: timedelta) -> str | None:
@@ -243,15 +255,42 @@ def local_text(value: str | None, offset: timedelta) -> str | None:
     moment = parse_time(value)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone(offset))
-    return format_utc(moment)
+    return _utc(moment, value)
 
 
-def parse_time(value: str) -> datetime:
+def _utc(moment: datetime, value: Any) -> str:
+    try:
+        return format_utc(moment)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00: a valid time whose offset carries it past the calendar
+        raise BadTime(value, f"{OUT_OF_RANGE} (Baton keeps times from 0001-01-01 to 9999-12-31 UTC)") from None
+
+
+def parse_time(value: Any) -> datetime:
+    if not isinstance(value, str):  # SQLite columns hold whatever was put there
+        raise BadTime(value, "is not a timestamp")
     text = value.strip().replace("Z", "+00:00")
     try:
         return datetime.fromisoformat(text)
     except ValueError as exc:
-        raise InvalidInput(f"{value!r} is not a timestamp") from exc
+        raise BadTime(value, "is not a timestamp") from exc
+
+
+def locate(src: sqlite3.Connection, value: Any, *, first: str | None = None) -> str | None:
+    """Where the source holds `value`: `table.column (rowid N)` of a cell equal to it, looking in table
+    `first` before the others; None if no cell is. For errors raised where only the value was known."""
+    tables = [row[0] for row in src.execute(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+        " ORDER BY name = ? DESC, rowid", (first,))]
+    for table in tables:
+        for column in table_columns(src, table):
+            try:
+                row = src.execute(f"SELECT rowid FROM {quote(table)} WHERE {quote(column)} = ? LIMIT 1",
+                                  (value,)).fetchone()
+            except sqlite3.Error:  # a WITHOUT ROWID table
+                continue
+            if row is not None:
+                return f"{table}.{column} (rowid {row[0]})"
+    return None
 
 
 def parse_offset(text: str) -> timedelta:
@@ -272,8 +311,12 @@ def format_offset(offset: timedelta) -> str:
 
 
 def machine_offset(moment: datetime) -> timedelta:
-    """The offset of this machine's local zone at `moment` (a naive local time)."""
-    local = moment.astimezone()  # a naive datetime is interpreted as local time
+    """The offset of this machine's local zone at `moment` (a naive local time); today's offset when
+    `moment` is too near the ends of the calendar for the platform to convert."""
+    try:
+        local = moment.astimezone()  # a naive datetime is interpreted as local time
+    except (OverflowError, OSError, ValueError):
+        local = datetime.now().astimezone()
     return local.utcoffset() or timedelta(0)
 
 

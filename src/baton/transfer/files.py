@@ -44,6 +44,7 @@ from typing import Any
 from baton.clock import format_utc, utc_now
 from baton.errors import InvalidInput, NotFound
 from baton.transfer.common import (
+    OUT_OF_RANGE,
     RESERVED_GROUP_IDS,
     Target,
     canonical_json,
@@ -424,14 +425,18 @@ class FileImport:
                 continue
             try:
                 moment = parse_moment(value)
+                text = format_utc(moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC))
             except ValueError:
                 self.report.note(f"{self.rel(item.path)}: {key} {value!r} is not a timestamp; not used")
                 t.adjusted[f"{key} not a timestamp: ignored"] += 1
                 continue
+            except OverflowError:
+                self.report.note(f"{self.rel(item.path)}: {key} {value!r} {OUT_OF_RANGE}; not used")
+                t.adjusted[f"{key} {OUT_OF_RANGE}: ignored"] += 1
+                continue
             if moment.tzinfo is None:
                 t.adjusted[f"{key} without a time zone read as UTC"] += 1
-                moment = moment.replace(tzinfo=UTC)
-            return format_utc(moment)
+            return text
         return None
 
 
@@ -457,7 +462,12 @@ def plain(value: Any) -> Any:
 
 def parse_moment(value: Any) -> datetime:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
+        if value != value:  # NaN (JSON and YAML both have it)
+            raise ValueError(value)
+        try:
+            return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
+        except (OverflowError, OSError, ValueError) as exc:  # past the calendar, or the platform's time_t
+            raise OverflowError(value) from exc
     if not isinstance(value, str):
         raise ValueError(value)
     text = value.strip().replace("Z", "+00:00")
