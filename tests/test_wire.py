@@ -28,6 +28,11 @@ ENVELOPE = {
     "io.modelcontextprotocol/clientCapabilities": {},
 }
 TOOL_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+# What reaches the model on every request: Claude Code sends each tool's name, description and
+# inputSchema, not its outputSchema. The core profile's goal is 6,000 tokens (chars / 4) of compact JSON.
+CONTEXT_BUDGET_CHARS = 24_000
+# The whole tools/list, output schemas included: a guard against schemas growing without bound.
+TOOLS_LIST_BUDGET_CHARS = 60_000
 
 
 class Wire:
@@ -79,10 +84,22 @@ def _check_tools(tools: list[dict[str, Any]]) -> None:
     for tool in tools:
         assert TOOL_NAME.match(tool["name"]) and tool["description"]
         assert tool["inputSchema"]["type"] == "object" and isinstance(tool["inputSchema"]["properties"], dict)
-        assert tool["outputSchema"]["type"] == "object"
+        output = tool["outputSchema"]
+        assert output["type"] == "object" and output["required"] == list(output["properties"]), tool["name"]
         hints = tool["annotations"]
         assert hints["openWorldHint"] is False
         assert hints.get("readOnlyHint") is True or hints["destructiveHint"] is False
+
+
+def context_chars(tools: list[dict[str, Any]]) -> int:
+    """Compact JSON of tools/list as it reaches the model: without the output schemas."""
+    return len(json.dumps([{k: v for k, v in tool.items() if k != "outputSchema"} for tool in tools],
+                          separators=(",", ":")))
+
+
+def _check_only_tools_advertised(capabilities: dict[str, Any]) -> None:
+    """Nothing but tools, and no listChanged: Baton serves no prompts or resources and never changes its list."""
+    assert set(capabilities) == {"tools"} and not capabilities["tools"].get("listChanged"), capabilities
 
 
 def _check_call_result(result: dict[str, Any]) -> dict[str, Any]:
@@ -103,14 +120,16 @@ async def test_handshake_era_wire_format(db_path: Path) -> None:
         }))["result"]
         assert init["protocolVersion"] == "2025-11-25"
         assert init["serverInfo"]["name"] == "baton" and init["serverInfo"]["version"]
-        assert "tools" in init["capabilities"] and "session_id" in init["instructions"]
+        assert "session_id" in init["instructions"]
+        _check_only_tools_advertised(init["capabilities"])
         await wire.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        assert (await wire.request("ping"))["result"] == {}
+        assert (await wire.request("prompts/list"))["error"]["code"] == -32601
 
         listed = (await wire.request("tools/list"))["result"]
         _check_tools(listed["tools"])
-        # Context cost: every client puts this list in the model's context. The core profile's goal
-        # is 6,000 tokens (chars / 4) of compact JSON; bench/run.py reports the figure for each profile.
-        assert len(json.dumps(listed["tools"], separators=(",", ":"))) <= 24_000
+        assert context_chars(listed["tools"]) <= CONTEXT_BUDGET_CHARS
+        assert len(json.dumps(listed["tools"], separators=(",", ":"))) <= TOOLS_LIST_BUDGET_CHARS
 
         created = _check_call_result((await wire.request("tools/call", {
             "name": "create-session", "arguments": {"session_id": "wire-1", "requirements": "raw JSON-RPC"},
@@ -125,6 +144,13 @@ async def test_handshake_era_wire_format(db_path: Path) -> None:
         assert failed["result"]["isError"] is True
         assert failed["result"]["content"][0]["text"].startswith("Error executing tool get-session: not_found: ")
 
+        # A tool that is not served is a tool error with the same prefix and a code, not the SDK's "Unknown tool: x".
+        unknown = (await wire.request("tools/call", {"name": "no-such-tool", "arguments": {}}))["result"]
+        assert unknown["isError"] is True
+        assert unknown["content"][0]["text"].startswith("Error executing tool no-such-tool: not_found: unknown tool ")
+        elsewhere = (await wire.request("tools/call", {"name": "search", "arguments": {"query": "x"}}))["result"]
+        assert elsewhere["isError"] is True and "--tools all" in elsewhere["content"][0]["text"]
+
         # A 2026-era envelope on a handshake connection is refused, not silently served.
         mixed = await wire.request("tools/list", {"_meta": ENVELOPE})
         assert mixed["error"]["code"] == -32600
@@ -134,9 +160,14 @@ async def test_stateless_era_wire_format(db_path: Path) -> None:
     """server/discover, then enveloped tools/list and tools/call, with no initialize at all."""
     async with serve(db_path) as wire:
         discovered = (await wire.request("server/discover", {"_meta": ENVELOPE}))["result"]
-        assert MODERN in discovered["supportedVersions"] and "tools" in discovered["capabilities"]
+        assert MODERN in discovered["supportedVersions"]
+        _check_only_tools_advertised(discovered["capabilities"])
         assert discovered["resultType"] == "complete"
         assert discovered["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "baton"
+        # The 2026-07-28 revision dropped ping; clients and health checks still send it.
+        pong = (await wire.request("ping", {"_meta": ENVELOPE}))["result"]
+        assert pong["resultType"] == "complete"
+        assert pong["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "baton"
 
         listed = (await wire.request("tools/list", {"_meta": ENVELOPE}))["result"]
         assert listed["resultType"] == "complete"
@@ -146,6 +177,9 @@ async def test_stateless_era_wire_format(db_path: Path) -> None:
                                                  "arguments": {"session_id": "wire-2", "requirements": "2026"}})
         assert call["result"]["resultType"] == "complete"
         assert _check_call_result(call["result"])["session_id"] == "wire-2"
+
+        unknown = (await wire.request("tools/call", {"_meta": ENVELOPE, "name": "no-such-tool", "arguments": {}}))
+        assert unknown["result"]["isError"] is True and ": not_found: " in unknown["result"]["content"][0]["text"]
 
         bad = (await wire.request("tools/call", {"_meta": ENVELOPE, "name": "create-session",
                                                  "arguments": {"requirements": "x", "mode": "serial"}}))["result"]

@@ -65,12 +65,12 @@ def _not_reserved_group(value: str) -> str:
 # pattern in the published JSON schema (it drops it when the validator comes first).
 SessionId = Annotated[
     str,
-    Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"),
+    Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", description="From create-session."),
     BeforeValidator(reject_placeholder),
 ]
 GroupId = Annotated[
     str,
-    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
+    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="A task group's group_id."),
     BeforeValidator(reject_placeholder),
 ]
 # A task group's own id: additionally not one of the reserved scope words.
@@ -87,7 +87,7 @@ AgentType = Annotated[
         min_length=1,
         max_length=64,
         pattern=r"^[a-z][a-z0-9_]*$",
-        description="e.g. developer, qa_expert, tech_lead, project_manager (or pm).",
+        description="e.g. developer, qa_expert, tech_lead, project_manager (pm).",
     ),
     BeforeValidator(_normalise_agent_type),
 ]
@@ -98,16 +98,16 @@ AgentId = Annotated[
 ]
 Project = Annotated[
     str,
-    Field(min_length=1, max_length=200),
+    Field(min_length=1, max_length=200, description="Project name; learning and project-summary go by it."),
     BeforeValidator(reject_placeholder),
 ]
 IdempotencyKey = Annotated[
     str,
-    Field(min_length=1, max_length=200, description="Retry key: same key + payload returns the first result."),
+    Field(min_length=1, max_length=200, description="Retry key: a repeat returns the first result."),
 ]
 # Free text that must say something.
 Text = Annotated[str, AfterValidator(_not_blank)]
-Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT)]  # the schema's maximum says the page size limit
+Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description="Items per page.")]
 Cursor = Annotated[str, Field(max_length=200, description="`next_cursor` from the previous page.")]
 MaxChars = Annotated[
     int,
