@@ -1,9 +1,10 @@
-"""Helpers for the core-server tests: table dumps, in-memory MCP clients, tool-result unpacking."""
+"""Helpers for the core-server tests: table dumps, MCP clients (in memory or over real HTTP), tool-result unpacking."""
 
 from __future__ import annotations
 
 import re
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -12,10 +13,17 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio
+import httpx2
 import pytest
+import uvicorn
 from mcp.client import Client
+from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
+from starlette.types import ASGIApp
 
+from baton import keys
+from baton.http_app import HttpSettings, build_app, uvicorn_options
 from baton.migrations import migrate
 from baton.server import build_server
 from baton.store import Store
@@ -34,6 +42,8 @@ CORE_TOOLS = frozenset({
 PLACEHOLDERS = ("{SESSION_ID}", "<session_id>", "$GROUP_ID", "${X}")
 Mode = Literal["legacy", "auto"]
 MODES: tuple[Mode, ...] = ("legacy", "auto")
+Transport = Literal["memory", "http"]
+TRANSPORTS: tuple[Transport, ...] = ("memory", "http")
 
 
 def dump_tables(db_path: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -106,10 +116,51 @@ async def copied_store_fixture(db_path: Path, migrated_template: Path) -> AsyncI
 
 
 @asynccontextmanager
-async def connected(store: Store, mode: Mode, tools: str = "core") -> AsyncIterator[Client]:
-    """An in-memory MCP client of a server sharing `store` (opened in the test body, not a fixture)."""
-    server = build_server(store.path, select(tools), store=store)
-    async with Client(server, mode=mode) as client:
+async def connected(store: Store, mode: Mode, tools: str = "core",
+                    transport: Transport = "memory") -> AsyncIterator[Client]:
+    """An MCP client of a server sharing `store` (opened in the test body, not a fixture).
+
+    "memory": the SDK's in-memory transport. "http": a real uvicorn server on a loopback port,
+    the whole HTTP app (API keys on, a write key for agent `http-tester`), the SDK's HTTP client.
+    """
+    if transport == "memory":
+        async with Client(build_server(store.path, select(tools), store=store), mode=mode) as client:
+            yield client
+        return
+    key = (await keys.create(store, "http-tester", note="core_helpers.connected"))["key"]
+    app = build_app(HttpSettings(db_path=str(store.path), tools=tools), store=store)
+    async with http_served(app) as url, http_client(url, mode, key) as client:
+        yield client
+
+
+@asynccontextmanager
+async def http_served(app: ASGIApp, settings: HttpSettings | None = None) -> AsyncIterator[str]:
+    """Serve `app` with the transport's uvicorn settings on an ephemeral loopback port, in this event loop.
+
+    The socket is bound and listening before uvicorn starts, so a request made at once waits in the
+    backlog until the lifespan has opened the store: no readiness polling."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, **uvicorn_options(settings or HttpSettings(db_path=""))))
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server.serve, [sock])
+            try:
+                yield f"http://127.0.0.1:{port}"
+            finally:
+                server.should_exit = True
+    finally:
+        sock.close()
+
+
+@asynccontextmanager
+async def http_client(url: str, mode: Mode, key: str | None = None) -> AsyncIterator[Client]:
+    """The SDK's streamable HTTP client of `url`/mcp, sending `key` as the bearer token."""
+    headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=120)) as http, \
+            Client(streamable_http_client(f"{url}/mcp", http_client=http), mode=mode) as client:
         yield client
 
 

@@ -32,7 +32,7 @@ def _read(handle: TextIO) -> str:
 
 async def test_real_client_lists_core_tools_and_runs_calls(db_path: Path, stderr_file: TextIO) -> None:
     """An MCP client spawning `baton serve` sees the core catalog and can write and read through it."""
-    command, *args = serve_command(db_path)
+    command, *args = serve_command(db_path, "--log-level", "info")  # the default (warning) logs nothing here
     params = StdioServerParameters(command=command, args=args, env={"PYTHONPATH": ""})
     with anyio.fail_after(60):
         async with Client(stdio_client(params, errlog=stderr_file)) as client:

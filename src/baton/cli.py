@@ -2,7 +2,7 @@
 
 `baton <operation> --param value ...` or `baton <operation> --json '{...}'` prints the result as
 JSON on stdout; a failure prints {"error": {"code", "message"}} on stderr and exits with
-2 invalid, 3 not_found, 4 conflict/invalid_transition, 5 busy, 1 anything else.
+2 invalid, 3 not_found, 4 conflict/invalid_transition, 5 busy, 6 unauthorized/forbidden, 1 anything else.
 This module never imports the MCP SDK (about a second of start-up); `serve` imports it lazily.
 """
 
@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 # Commands that are not operations: name -> (module, summary). Each module has
 # `main(command: str, argv: list[str]) -> int` and is imported only when its command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("baton.cli", "Run the MCP server on stdio (what MCP clients spawn)."),
+    "serve": ("baton.cli", "Run the MCP server: on stdio (what MCP clients spawn), or over HTTP (--transport http)."),
+    "keys": ("baton.keys", "API keys for the HTTP transport (create | list | revoke)."),
+    "audit": ("baton.keys", "Who wrote what, when, through which tool (--session, --agent, --tool, --limit)."),
     "demo": ("baton.demo", "Run a short orchestration through a real `baton serve` and print its dashboard."),
     "workflow": ("baton.workflow", "Load or export the routing table used by `route` (load FILE | export)."),
     "import": ("baton.transfer.cli", "Import a BAZINGA database, state files or a session bundle."),
@@ -102,6 +104,7 @@ def _fail(exc: BatonError) -> int:
 def run_operation(op: Operation, argv: Sequence[str], prog: str) -> int:
     import anyio
 
+    from baton.caller import calling, local_caller
     from baton.paths import resolve_db_path
     from baton.store import Store
 
@@ -112,7 +115,8 @@ def run_operation(op: Operation, argv: Sequence[str], prog: str) -> int:
 
         async def execute() -> str:
             async with await Store.open(resolve_db_path(getattr(namespace, "db", None))) as store:
-                result = await op.run(store, arguments)
+                with calling(local_caller("cli"), op.name, arguments):
+                    result = await op.run(store, arguments)
             return result.model_dump_json(indent=2 if sys.stdout.isatty() else None)
 
         output = anyio.run(execute)
@@ -122,22 +126,58 @@ def run_operation(op: Operation, argv: Sequence[str], prog: str) -> int:
     return 0
 
 
-def _serve(argv: Sequence[str], prog: str) -> int:
+def configure_logging(level: str) -> None:
+    """Every log line to stderr: over stdio, stdout is the protocol."""
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _serve_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"{prog} serve", description=COMMANDS["serve"][1])
     _add_db_option(parser)
     parser.add_argument("--tools", default="core", help="core (default), all, or a comma-separated list of tools.")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    args = parser.parse_args(argv)
-    # stdout is the protocol: every log line goes to stderr.
-    logging.basicConfig(stream=sys.stderr, level=args.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Quiet by default: the Inspector and some clients show a server's stderr inline.
+    parser.add_argument("--log-level", default="WARNING", type=str.upper,
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="WARNING (default), or INFO for detail.")
+    parser.add_argument("--transport", default="stdio", choices=["stdio", "http"],
+                        help="stdio (default) or http (streamable HTTP at /mcp, API keys; see `baton keys`).")
+    http = parser.add_argument_group("--transport http")
+    http.add_argument("--host", help="Address to bind (default 127.0.0.1; beyond loopback needs --allowed-host).")
+    http.add_argument("--port", type=int, help="Port (default 8765).")
+    http.add_argument("--workers", type=int, help="Worker processes (default 1).")
+    http.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="NAME",
+                      help="A Host header clients may send, e.g. baton.example.com (repeatable).")
+    http.add_argument("--allowed-origin", action="append", dest="allowed_origins", metavar="ORIGIN",
+                      help="A browser Origin allowed besides loopback, e.g. https://dash.example.com (repeatable).")
+    http.add_argument("--no-auth", action="store_true", help="Serve without API keys (loopback hosts only).")
+    return parser
+
+
+_HTTP_ONLY = {"host": "--host", "port": "--port", "workers": "--workers", "allowed_hosts": "--allowed-host",
+              "allowed_origins": "--allowed-origin", "no_auth": "--no-auth"}
+
+
+def _serve(argv: Sequence[str], prog: str) -> int:
+    args = _serve_parser(prog).parse_args(argv)
+    configure_logging(args.log_level)
     from baton.paths import resolve_db_path
     from baton.tools import select
 
     try:
+        if args.transport == "stdio":
+            given = [flag for name, flag in _HTTP_ONLY.items() if getattr(args, name) not in (None, False)]
+            if given:
+                raise InvalidInput(f"{', '.join(given)} only applies to --transport http")
         operations = select(args.tools)
         db_path = resolve_db_path(getattr(args, "db", None))
         logging.getLogger("baton").info("database: %s", db_path)
+        if args.transport == "http":
+            from baton.http_app import HttpSettings, run
+
+            bind = {name: value for name in ("host", "port", "workers") if (value := getattr(args, name)) is not None}
+            run(HttpSettings(db_path=str(db_path), tools=args.tools, auth=not args.no_auth, log_level=args.log_level,
+                             allowed_hosts=tuple(args.allowed_hosts or ()),
+                             allowed_origins=tuple(args.allowed_origins or ()), **bind))
+            return 0
         from baton.server import serve
 
         serve(db_path, operations)

@@ -6,6 +6,8 @@
      ├── Conflict                 conflict      4
      ├── InvalidTransition        invalid_transition 4
      ├── Busy                     busy          5
+     ├── Unauthorized             unauthorized  6
+     ├── Forbidden                forbidden     6
      ├── SchemaTooNew             schema_too_new 1
      ├── ReadOnly                 read_only     1
      └── StorageError             storage       1
@@ -56,6 +58,20 @@ class InvalidTransition(BatonError):
 class Busy(BatonError):
     code = "busy"
     exit_code = 5
+
+
+class Unauthorized(BatonError):
+    """No credential, or one that is unknown, revoked or expired (over HTTP: status 401)."""
+
+    code = "unauthorized"
+    exit_code = 6
+
+
+class Forbidden(BatonError):
+    """The credential is valid but lacks the scope the call needs (e.g. a `read` key writing)."""
+
+    code = "forbidden"
+    exit_code = 6
 
 
 class SchemaTooNew(BatonError):
