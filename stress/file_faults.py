@@ -8,6 +8,13 @@ to the files at the database path, then writes on:
 - delete-db: `rm` the database file.
 - replace-db: `mv` another Baton database over it.
 - delete-wal-then-kill: `rm` its -wal, then SIGKILL the server after the writes that follow.
+- delete-wal-idle-then-kill: `rm` its -wal and make no call: the server must notice by itself
+  (its stderr says so within RESCUE_WAIT_S) before the SIGKILL, or every acknowledged write still in
+  the deleted -wal dies with the process.
+- replace-db-idle-then-open: `mv` another Baton database over it and make no call; once the server
+  said so on stderr, another process opens the file now at the path. It must see none of this
+  server's writes (left in the -wal at the path, they would be read into that file), and the
+  server's next calls are refused.
 - cli-alongside: no fault; CLI commands (a write, backup, restore --force, vacuum, check) open and
   close the database between the server's writes. Nothing may be refused here.
 
@@ -40,6 +47,8 @@ from mcp.types import CallToolResult
 from stress.harness import SESSION_ID, kill, prepare_database, run_cli, serve, server_pid
 
 CALL_TIMEOUT_S = 60.0
+RESCUE_WAIT_S = 10.0  # the server checks its files every 0.5 s; generous for a loaded machine
+RESCUED = "refuses every read and write"  # in the line the server logs once it rescued its data
 
 
 @dataclass
@@ -55,10 +64,22 @@ class FaultRun:
     integrity: str = ""
     files: list[str] = field(default_factory=list)
     cli_failures: list[str] = field(default_factory=list)
+    rescue_logged: str = ""  # the server's stderr line saying it noticed, for the idle scenarios
+    seen_by_other: set[str] | None = None  # markers another process read from the file at the path
 
     @property
     def faulty(self) -> bool:
         return self.scenario != "cli-alongside"
+
+    @property
+    def idle(self) -> bool:
+        """No call between the fault and what follows it: the server has to notice by itself."""
+        return "-idle-" in self.scenario
+
+    @property
+    def calls_after(self) -> bool:
+        """Whether the scenario calls the server after the fault (and then expects each call refused)."""
+        return self.scenario != "delete-wal-idle-then-kill"
 
     @property
     def lost(self) -> set[str]:
@@ -70,15 +91,22 @@ class FaultRun:
     def ok(self) -> bool:
         refused_ok = (all(text.startswith("Error executing tool log-interaction: storage: ")
                           for text in self.refused_after.values()) and not self.acked_after
-                      and self.read_after.startswith("Error executing tool get-logs: storage: ")
+                      and (self.read_after.startswith("Error executing tool get-logs: storage: ")
+                           or not self.calls_after)
                       if self.faulty else not self.refused_after and self.read_after == "ok")
         leaked = set(self.refused_after) & (self.kept | (self.at_path or set()))
+        if self.idle:
+            refused_ok = refused_ok and bool(self.rescue_logged) and self.seen_by_other in (None, set())
         return refused_ok and not self.lost and not leaked and self.integrity == "ok" and not self.cli_failures
 
     def line(self) -> str:
+        noticed = (f"; noticed without a call: {'yes' if self.rescue_logged else 'NO'}" if self.idle else "")
+        other = ("" if self.seen_by_other is None
+                 else f"; its writes seen by another process at the path: {len(self.seen_by_other)}")
         return (f"{self.scenario}: {len(self.acked_before)} writes acknowledged before, {len(self.acked_after)} "
                 f"after, {len(self.refused_after)} refused; acknowledged writes missing from {self.kept_in or '?'}: "
-                f"{len(self.lost)}; integrity {self.integrity or '?'}; {'ok' if self.ok else 'FAILED'}")
+                f"{len(self.lost)}; integrity {self.integrity or '?'}{noticed}{other}; "
+                f"{'ok' if self.ok else 'FAILED'}")
 
 
 def markers_in(db_path: Path) -> tuple[set[str], str]:
@@ -104,10 +132,32 @@ async def _write(client: Client, marker: str) -> str | None:
     return _text(result) if result.is_error else None
 
 
+async def wait_for_line(log: Path, text: str, within: float = RESCUE_WAIT_S) -> str:
+    """The first line of `log` (a server's stderr) containing `text`, waiting up to `within` s; "" if none."""
+    with anyio.move_on_after(within):
+        while True:
+            lines = (await anyio.Path(log).read_text(errors="replace")).splitlines()
+            found = next((line for line in lines if text in line), "")
+            if found:
+                return found
+            await anyio.sleep(0.05)
+    return ""
+
+
+def _delete_wal(db: Path) -> None:
+    db.with_name(db.name + "-wal").unlink()
+
+
+def _replace_db(db: Path) -> None:
+    os.replace(db.with_name("other.db"), db)
+
+
 FAULTS: dict[str, Callable[[Path], None]] = {
     "delete-db": lambda db: db.unlink(),
-    "replace-db": lambda db: os.replace(db.with_name("other.db"), db),
-    "delete-wal-then-kill": lambda db: db.with_name(db.name + "-wal").unlink(),
+    "replace-db": _replace_db,
+    "delete-wal-then-kill": _delete_wal,
+    "delete-wal-idle-then-kill": _delete_wal,
+    "replace-db-idle-then-open": _replace_db,
 }
 
 
@@ -128,12 +178,13 @@ async def run_fault(directory: Path, scenario: str, before: int = 10, after: int
     """One scenario in `directory` (a fresh one per call)."""
     db_path = directory / "baton.db"
     await prepare_database(db_path)
-    if scenario == "replace-db":
+    if scenario.startswith("replace-db"):
         await prepare_database(directory / "other.db")  # the same schema and session, none of the markers
     run = FaultRun(scenario)
-    with anyio.fail_after(180):
+    log = directory / "server.log"  # the server's stderr
+    with anyio.fail_after(180), log.open("w") as errlog:
         try:
-            async with serve(db_path) as client:
+            async with serve(db_path, errlog) as client:
                 pid = await server_pid(client)
                 for n in range(before):
                     if await _write(client, f"before-{n}") is None:
@@ -142,34 +193,39 @@ async def run_fault(directory: Path, scenario: str, before: int = 10, after: int
                     await _cli_alongside(db_path, run)
                 else:
                     FAULTS[scenario](db_path)
-                for n in range(after):
+                if run.idle:
+                    run.rescue_logged = await wait_for_line(log, RESCUED)
+                if scenario == "replace-db-idle-then-open":
+                    run.seen_by_other = markers_in(db_path)[0]  # another process, while the server runs
+                for n in range(after if run.calls_after else 0):
                     error = await _write(client, f"after-{n}")
                     if error is None:
                         run.acked_after.append(f"after-{n}")
                     else:
                         run.refused_after[f"after-{n}"] = error
-                read = await client.call_tool("get-logs", {"session_id": SESSION_ID, "limit": 1})
-                run.read_after = _text(read) if read.is_error else "ok"
+                if run.calls_after:
+                    read = await client.call_tool("get-logs", {"session_id": SESSION_ID, "limit": 1})
+                    run.read_after = _text(read) if read.is_error else "ok"
                 if scenario.endswith("-then-kill"):
                     kill(pid)
         except Exception:
             if not scenario.endswith("-then-kill"):  # the connection dies with a killed server, and only then
                 raise
-    _inspect(directory, run)
-    return run
+    return _inspect(directory, run)
 
 
-def _inspect(directory: Path, run: FaultRun) -> None:
+def _inspect(directory: Path, run: FaultRun) -> FaultRun:
     """What the files hold once the server is gone."""
     db_path = directory / "baton.db"
     rescued = sorted(directory.glob("baton.db.rescued-*"))
-    keeper = rescued[0] if rescued and run.scenario.endswith("-db") else db_path
+    keeper = rescued[0] if rescued and "-db" in run.scenario else db_path
     if keeper.exists():
         run.kept_in = keeper.name
         run.kept, run.integrity = markers_in(keeper)
     if db_path.exists():
         run.at_path = markers_in(db_path)[0]
     run.files = sorted(p.name for p in directory.iterdir())
+    return run
 
 
 # -- another application's file -------------------------------------------------------------------
@@ -247,6 +303,8 @@ def main() -> int:
             directory.mkdir()
             run = anyio.run(run_fault, directory, scenario)
             print(run.line(), flush=True)
+            if not run.ok:
+                print("  server stderr:", *(directory / "server.log").read_text().splitlines()[-10:], sep="\n  ")
             failed += not run.ok
         for kind in FOREIGN:
             directory = Path(tmp) / kind.replace(" ", "-").replace(",", "")

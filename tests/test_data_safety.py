@@ -6,8 +6,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import anyio
 import pytest
-from stress.file_faults import FOREIGN, run_fault, run_foreign
+from stress.file_faults import FOREIGN, RESCUE_WAIT_S, run_fault, run_foreign
 
 from baton.errors import StorageError
 from baton.migrations import created_tables, database_tables, latest_version, load_migrations, migrate
@@ -72,6 +73,68 @@ async def test_deleting_the_wal_then_sigkill_loses_no_acknowledged_write(tmp_pat
         assert "checkpointed into" in text and "restart the server" in text
     assert run.kept_in == "baton.db" and run.kept == set(run.acked_before) and run.integrity == "ok"
     assert run.ok
+
+
+@pytest.mark.slow
+async def test_a_wal_deleted_between_calls_is_checkpointed_before_a_sigkill(tmp_path: Path) -> None:
+    """`rm baton.db-wal` and no call after it: the server notices by itself and says so on stderr, having
+    checkpointed; a SIGKILL then loses none of the acknowledged writes."""
+    run = await run_fault(tmp_path, "delete-wal-idle-then-kill", before=20)
+    db_path = tmp_path / "baton.db"
+    assert run.rescue_logged, f"the server said nothing within {RESCUE_WAIT_S:.0f} s of the -wal's deletion"
+    assert f"{db_path}-wal was deleted while this server had the database open" in run.rescue_logged
+    assert "checkpointed into" in run.rescue_logged and " ERROR " in run.rescue_logged
+    assert len(run.acked_before) == 20
+    assert run.kept_in == "baton.db" and run.kept == set(run.acked_before) and run.integrity == "ok"
+    assert run.ok
+
+
+@pytest.mark.slow
+async def test_a_file_moved_over_the_database_between_calls_does_not_get_the_servers_writes(
+        tmp_path: Path) -> None:
+    """`mv other.db baton.db` and no call after it: once the server said so, another process opening
+    baton.db reads none of the server's writes (left in the -wal at the path, it would); they are in the
+    rescued copy, and the server's next calls are `storage`."""
+    run = await run_fault(tmp_path, "replace-db-idle-then-open")
+    assert run.rescue_logged, f"the server said nothing within {RESCUE_WAIT_S:.0f} s of the replacement"
+    assert "was replaced by another file" in run.rescue_logged
+    assert run.seen_by_other == set(), "another process read this server's writes into the file moved in"
+    assert run.at_path == set() and len(run.refused_after) == 10 and run.acked_after == []
+    assert run.kept_in.startswith("baton.db.rescued-") and run.kept == set(run.acked_before)
+    assert run.ok
+
+
+async def test_the_watcher_rescues_a_deleted_wal_and_the_store_refuses_after(tmp_path: Path) -> None:
+    """Store.watch_files returns once it noticed the -wal gone; every write and read after is `storage`,
+    and what was written before is in the database file."""
+    db_path = tmp_path / "baton.db"
+    async with await Store.open(db_path) as store:
+        async with store.write() as conn:
+            await conn.execute("INSERT INTO sessions (session_id, requirements, created_at, updated_at)"
+                               " VALUES ('s1', 'r', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')")
+        await anyio.Path(f"{db_path}-wal").unlink()
+        with anyio.fail_after(10):
+            await store.watch_files(interval=0.01)
+        with pytest.raises(StorageError, match="-wal was deleted"):
+            async with store.write():
+                pass
+        with pytest.raises(StorageError, match="-wal was deleted"):
+            async with store.read():
+                pass
+    after = sqlite3.connect(db_path)
+    assert after.execute("SELECT session_id FROM sessions").fetchall() == [("s1",)]
+    after.close()
+
+
+async def test_the_watcher_keeps_watching_while_the_files_stay(tmp_path: Path) -> None:
+    """While nothing happens to the files the watcher runs on (it is cancelled, not finished) and writes
+    go through."""
+    async with await Store.open(tmp_path / "baton.db") as store:
+        with anyio.move_on_after(0.2) as waited:
+            await store.watch_files(interval=0.01)
+        assert waited.cancelled_caught
+        async with store.write() as conn:
+            await conn.execute("PRAGMA user_version")
 
 
 @pytest.mark.slow

@@ -29,6 +29,7 @@ from typing import Any
 import aiosqlite
 import anyio
 
+from baton.caller import audited
 from baton.clock import utc_now
 from baton.errors import BatonError, Busy, Conflict, InvalidInput, ReadOnly, StorageError
 from baton.file_identity import Loss, OpenedFiles, rescue
@@ -109,7 +110,8 @@ class Store:
             conn = self._writer
             await self._begin_immediate(conn)
             try:
-                yield conn
+                async with audited(conn):  # the audit row of a tool call's write, in the same transaction
+                    yield conn
             except BaseException as exc:
                 with anyio.CancelScope(shield=True):
                     await self._rollback(conn)
@@ -206,6 +208,20 @@ class Store:
             with anyio.CancelScope(shield=True):
                 self._lost = await rescue(self._writer, self.path, loss)
             log.error("%s", self._lost)
+
+    async def watch_files(self, interval: float = 0.5) -> None:
+        """Check the files every `interval` s and rescue on the first loss; return once this store is lost.
+
+        The checks in `read()` and `write()` notice only at the next call. Until then a SIGKILL loses
+        every acknowledged write left in a deleted -wal, and another process opening a file moved over
+        the database reads this server's -wal into it. Run it in a task group cancelled before `close()`.
+        """
+        while self._lost is None:
+            await anyio.sleep(interval)
+            loss = self._check_file_identity()
+            if loss is not None:
+                async with self._write_lock:
+                    await self._rescue(loss)
 
     def _storage_error(self, exc: sqlite3.Error) -> BatonError:
         if isinstance(exc, sqlite3.IntegrityError):
