@@ -59,7 +59,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncClient]:
         for number in range(GROUPS):
             ok(client, "create-task-group", {
                 "session_id": BIG, "group_id": f"g{number:03d}", "name": "N" * 500,
-                "specializations": ["s" * 500] * 50, "depends_on": [f"d{i:03d}" for i in range(100)],
+                "specializations": ["s" * 500] * 50, "depends_on": [f"g{i:03d}" for i in range(number)],
                 "component_path": "p" * 1000})
         for start in range(0, CRITERIA, 200):
             ok(client, "save-success-criteria", {"session_id": BIG, "criteria": [

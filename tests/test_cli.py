@@ -69,7 +69,7 @@ def test_db_option_before_or_after_the_operation(tmp_path: Path) -> None:
 async def test_errors_are_json_on_stderr_with_their_exit_codes(store: Store, db_path: Path, tmp_path: Path) -> None:
     """invalid exits 2, not_found 3, conflict and invalid_transition 4, anything else 1; nothing is written."""
     await call(store, "create-session", session_id="s", requirements="r")
-    await call(store, "update-session-status", session_id="s", status="completed")
+    await call(store, "update-session-status", session_id="s", status="completed", force=True, reason="test")
     unusable = tmp_path / "a-file"
     await anyio.Path(unusable).write_text("x")
     cases: list[tuple[list[str], int, str]] = [

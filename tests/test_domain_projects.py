@@ -27,10 +27,10 @@ async def _fleet(store: Store, db_path: Path) -> None:
     with sqlite3.connect(db_path) as conn:
         conn.execute("UPDATE sessions SET created_at = '2025-06-01T10:00:00.000Z' WHERE session_id = 'old'")
     conn.close()
-    await op(store, "update-session-status", session_id="s1", status="failed")
     await op(store, "create-task-group", session_id="s1", group_id="auth", name="Auth", assigned_to="developer_2")
     await op(store, "update-task-group", session_id="s1", group_id="auth", status="failed",
              increment={"qa_attempts": 3})
+    await op(store, "update-session-status", session_id="s1", status="failed")  # groups are frozen once it ends
     await op(store, "create-task-group", session_id="s2", group_id="ui", name="UI")
     await op(store, "create-task-group", session_id="b1", group_id="x", name="X")
     await op(store, "update-task-group", session_id="b1", group_id="x", status="failed")

@@ -213,7 +213,7 @@ async def test_prune_is_a_dry_run_unless_yes(store: Store, db_path: Path) -> Non
         await call(store, "create-session", session_id=sid, requirements="r", project=project)
         await call(store, "log-interaction", session_id=sid, agent_type="developer", content="hello")
     for sid in ("old", "old2", "new", "late"):
-        await call(store, "update-session-status", session_id=sid, status="completed")
+        await call(store, "update-session-status", session_id=sid, status="completed", force=True, reason="test")
     async with store.write() as conn:
         await conn.execute("UPDATE sessions SET ended_at = '2020-01-01T00:00:00.000Z',"
                            " updated_at = '2020-01-01T00:00:00.000Z'"

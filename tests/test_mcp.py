@@ -1,4 +1,4 @@
-"""The MCP tools through the SDK's in-memory Client, in the legacy handshake mode and the default mode."""
+"""The MCP tools through the SDK's Client, in memory and over real HTTP, in the legacy handshake and default modes."""
 
 from __future__ import annotations
 
@@ -11,28 +11,34 @@ import pytest
 from mcp.client import Client
 
 from baton.errors import InvalidInput
+from baton.http_app import HttpSettings, build_app
 from baton.server import build_server
 from baton.store import Store
 from baton.tools import catalog, select
 from tests.core_helpers import (  # noqa: F401 (the *_fixture names: stores start from a migrated copy)
     CORE_TOOLS,
     MODES,
+    TRANSPORTS,
     Mode,
+    Transport,
     connected,
     copied_store_fixture,
     dump_tables,
     error_code,
+    http_client,
+    http_served,
     migrated_template_fixture,
     ok,
     result_text,
 )
 
-pytestmark = pytest.mark.parametrize("mode", MODES)
+pytestmark = [pytest.mark.parametrize("mode", MODES), pytest.mark.parametrize("transport", TRANSPORTS)]
 
 
-async def test_tools_list_is_exactly_the_core_catalog_with_annotations(store: Store, mode: Mode) -> None:
+async def test_tools_list_is_exactly_the_core_catalog_with_annotations(store: Store, mode: Mode,
+                                                                       transport: Transport) -> None:
     """tools/list serves the core names exactly; reads are read-only, nothing is destructive or open-world."""
-    async with connected(store, mode) as client:
+    async with connected(store, mode, transport=transport) as client:
         tools = (await client.list_tools()).tools
     assert {tool.name for tool in tools} == CORE_TOOLS and len(tools) == len(CORE_TOOLS)
     operations = catalog()
@@ -52,10 +58,11 @@ async def test_tools_list_is_exactly_the_core_catalog_with_annotations(store: St
         assert tool.input_schema["type"] == "object" and tool.description, tool.name
 
 
-async def test_input_schemas_publish_required_fields_and_extras_are_refused(store: Store, mode: Mode) -> None:
+async def test_input_schemas_publish_required_fields_and_extras_are_refused(store: Store, mode: Mode,
+                                                                            transport: Transport) -> None:
     """Each inputSchema names its required parameters, the id patterns, and no auto-generated titles;
     a parameter the schema does not name is refused with `invalid` naming the allowed ones."""
-    async with connected(store, mode) as client:
+    async with connected(store, mode, transport=transport) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         extra = await client.call_tool("create-session", {"requirements": "r", "sesion_id": "typo"})
         assert error_code(extra, "create-session") == "invalid"
@@ -76,9 +83,10 @@ def _validated(client_tools: dict[str, Any], name: str, content: dict[str, Any])
     return content
 
 
-async def test_whole_orchestration_is_reflected_exactly_in_the_dashboard(store: Store, mode: Mode) -> None:
+async def test_whole_orchestration_is_reflected_exactly_in_the_dashboard(store: Store, mode: Mode,
+                                                                         transport: Transport) -> None:
     """create-session through update-task-group with increments: dashboard-snapshot shows every write."""
-    async with connected(store, mode) as client:
+    async with connected(store, mode, transport=transport) as client:
         schemas = {t.name: t.output_schema for t in (await client.list_tools()).tools}
 
         async def tool(tool_name: str, /, **arguments: Any) -> dict[str, Any]:
@@ -143,7 +151,7 @@ ERROR_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("create-session", {"requirements": "r", "session_id": "{SESSION_ID}"}, "invalid"),
     ("get-session", {"session_id": "ghost"}, "not_found"),
     ("create-session", {"session_id": "s", "requirements": "different"}, "conflict"),
-    ("update-session-status", {"session_id": "s", "status": "active"}, "invalid_transition"),
+    ("update-session-status", {"session_id": "ended", "status": "active"}, "invalid_transition"),
     ("update-task-group", {"session_id": "s", "group_id": "A", "increment": {"qa_attempts": -1}}, "invalid"),
     ("update-task-group", {"session_id": "s", "group_id": "A", "status": "merging",
                            "expected_status": "in_progress"}, "conflict"),
@@ -158,14 +166,16 @@ ERROR_CASES: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
-async def test_errors_start_with_the_stable_code_and_write_nothing(store: Store, mode: Mode) -> None:
+async def test_errors_start_with_the_stable_code_and_write_nothing(store: Store, mode: Mode,
+                                                                   transport: Transport) -> None:
     """Every expected failure is isError with text `Error executing tool <name>: <code>: ...` and writes nothing."""
-    async with connected(store, mode) as client:
+    async with connected(store, mode, transport=transport) as client:
         ok(await client.call_tool("create-session", {"session_id": "s", "requirements": "r"}))
         ok(await client.call_tool("create-task-group", {"session_id": "s", "group_id": "A", "name": "a"}))
         ok(await client.call_tool("log-interaction", {"session_id": "s", "agent_type": "developer", "content": "x",
                                                       "idempotency_key": "k"}))
-        ok(await client.call_tool("update-session-status", {"session_id": "s", "status": "completed"}))
+        ok(await client.call_tool("create-session", {"session_id": "ended", "requirements": "r"}))
+        ok(await client.call_tool("update-session-status", {"session_id": "ended", "status": "cancelled"}))
         before = dump_tables(store.path)
         for tool, arguments, code in ERROR_CASES:
             result = await client.call_tool(tool, arguments)
@@ -174,16 +184,17 @@ async def test_errors_start_with_the_stable_code_and_write_nothing(store: Store,
         assert dump_tables(store.path) == before, "no failed call wrote anything"
 
 
-async def test_placeholder_error_says_it_is_a_placeholder(store: Store, mode: Mode) -> None:
+async def test_placeholder_error_says_it_is_a_placeholder(store: Store, mode: Mode, transport: Transport) -> None:
     """An unfilled template id is reported as a placeholder to substitute."""
-    async with connected(store, mode) as client:
+    async with connected(store, mode, transport=transport) as client:
         result = await client.call_tool("get-session", {"session_id": "<session_id>"})
     assert error_code(result, "get-session") == "invalid" and "placeholder" in result_text(result)
 
 
-async def test_many_simultaneous_tool_calls_keep_counters_and_rows_exact(store: Store, mode: Mode) -> None:
+async def test_many_simultaneous_tool_calls_keep_counters_and_rows_exact(store: Store, mode: Mode,
+                                                                         transport: Transport) -> None:
     """200 concurrent increments and 200 concurrent log writes through one server: nothing lost or doubled."""
-    async with connected(store, mode) as client:
+    async with connected(store, mode, transport=transport) as client:
         ok(await client.call_tool("create-session", {"session_id": "s", "requirements": "r"}))
         ok(await client.call_tool("create-task-group", {"session_id": "s", "group_id": "A", "name": "a"}))
         failures: list[str] = []
@@ -221,29 +232,29 @@ async def test_many_simultaneous_tool_calls_keep_counters_and_rows_exact(store: 
     assert len(contents) == 150 and sorted(contents) == sorted(f"entry {i}" for i in range(150))
 
 
-async def test_tools_selection_by_profile_and_list(store: Store, mode: Mode) -> None:
+async def test_tools_selection_by_profile_and_list(store: Store, mode: Mode, transport: Transport) -> None:
     """--tools core, all and a comma list serve exactly those tools; a tool not served cannot be called."""
     assert {op.name for op in select("core")} == CORE_TOOLS
     assert [op.name for op in select("all")] == list(catalog())
     assert {op.name for op in select("all") if op.profile != "core"} == set(catalog()) - CORE_TOOLS
     assert [op.name for op in select("health, get-session")] == ["health", "get-session"]
-    async with connected(store, mode, tools="health,get-session") as client:
+    async with connected(store, mode, tools="health,get-session", transport=transport) as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
         missing = await client.call_tool("create-session", {"requirements": "r"})
     assert names == {"health", "get-session"}
     assert missing.is_error and "create-session" in result_text(missing)
-    async with connected(store, mode, tools="all") as client:
+    async with connected(store, mode, tools="all", transport=transport) as client:
         assert {tool.name for tool in (await client.list_tools()).tools} == set(catalog())
 
 
 @pytest.mark.parametrize("spec", ["bogus", "health,bogus", "", " , "])
-def test_unknown_tool_selection_is_invalid(mode: Mode, spec: str) -> None:
+def test_unknown_tool_selection_is_invalid(mode: Mode, transport: Transport, spec: str) -> None:
     """An unknown name (or nothing at all) in --tools is an invalid error that lists what is known."""
     with pytest.raises(InvalidInput, match="give the profiles core or all and/or tool names"):
         select(spec)
 
 
-def test_profiles_and_tool_names_combine_in_tools_selection(mode: Mode) -> None:
+def test_profiles_and_tool_names_combine_in_tools_selection(mode: Mode, transport: Transport) -> None:
     """`core,search` is the core profile plus search; a name given twice (or inside a profile) is served once."""
     assert [op.name for op in select("core,search")] == [op.name for op in select("core")] + ["search"]
     assert [op.name for op in select("health,core")] == ["health"] + [
@@ -251,10 +262,16 @@ def test_profiles_and_tool_names_combine_in_tools_selection(mode: Mode) -> None:
     assert [op.name for op in select("all,core")] == list(catalog())
 
 
-async def test_a_server_opens_and_migrates_its_own_store(tmp_path: Any, mode: Mode) -> None:
+async def test_a_server_opens_and_migrates_its_own_store(tmp_path: Any, mode: Mode, transport: Transport) -> None:
     """Without a shared store the lifespan opens (and migrates) the database file itself."""
     db = tmp_path / "own.db"
-    async with Client(build_server(db, select("core")), mode=mode) as client:
-        created = ok(await client.call_tool("create-session", {"session_id": "s", "requirements": "r"}))
-        health = ok(await client.call_tool("health", {}))
+    if transport == "memory":
+        async with Client(build_server(db, select("core")), mode=mode) as client:
+            created = ok(await client.call_tool("create-session", {"session_id": "s", "requirements": "r"}))
+            health = ok(await client.call_tool("health", {}))
+    else:  # a fresh database has no key yet: this one is served without auth (loopback)
+        async with http_served(build_app(HttpSettings(db_path=str(db), auth=False))) as url, \
+                http_client(url, mode) as client:
+            created = ok(await client.call_tool("create-session", {"session_id": "s", "requirements": "r"}))
+            health = ok(await client.call_tool("health", {}))
     assert created["created"] is True and health["db_path"] == str(db) and health["counts"]["sessions"] == 1

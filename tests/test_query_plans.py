@@ -74,7 +74,7 @@ async def _populate(store: Store) -> None:
         await call(store, "log-tokens", session_id=sid, agent_type="developer", input_tokens=10, model="m")
         await call(store, "save-state", session_id=sid, state_type="pm", state={"n": n})
         await call(store, "save-success-criteria", session_id=sid, criteria=[{"criterion": "tests pass"}])
-    await call(store, "update-session-status", session_id="s1", status="completed")
+    await call(store, "update-session-status", session_id="s1", status="completed", force=True, reason="plans")
 
 
 def full_scans(db_path: Path, statements: list[str]) -> list[str]:

@@ -35,6 +35,7 @@ async def _group(store: Store, group_id: str = "A", session_id: str = "s", **fie
 async def test_create_task_group_stores_every_field_with_zero_counters(store: Store) -> None:
     """A new group returns its inputs, pending status, counters at zero and created=true."""
     await new_session(store, "s")
+    await _group(store, "DB")
     created = await _group(store, "AUTH", name="Login API", assigned_to="developer_1", complexity=7,
                            initial_tier="senior_software_engineer", specializations=["python", "security"],
                            item_count=3, component_path="src/auth", security_sensitive=True, depends_on=["DB"])
@@ -43,11 +44,11 @@ async def test_create_task_group_stores_every_field_with_zero_counters(store: St
         "assigned_to": "developer_1", "complexity": 7, "initial_tier": "senior_software_engineer",
         "specializations": ["python", "security"], "item_count": 3, "component_path": "src/auth",
         "security_sensitive": True, "depends_on": ["DB"], "review_status": None, "merge_status": None,
-        "feature_branch": None, **dict.fromkeys(COUNTERS, 0),
+        "feature_branch": None, **dict.fromkeys(COUNTERS, 0), "forced_start": None,
         "created_at": created["created_at"], "updated_at": created["created_at"], "created": True,
     }
     assert TIMESTAMP.match(created["created_at"])
-    (listed,) = (await call(store, "get-task-groups", session_id="s"))["items"]
+    (_, listed) = (await call(store, "get-task-groups", session_id="s"))["items"]
     assert listed == {k: v for k, v in created.items() if k != "created"}
 
 

@@ -48,7 +48,7 @@ async def test_log_interaction_returns_what_was_stored(store: Store) -> None:
         "log_id": written["log_id"], "session_id": "s", "log_type": "interaction", "agent_type": "developer",
         "agent_id": "developer_1", "group_id": "A", "iteration": 2, "phase": None, "confidence": None,
         "references": None, "event_type": None, "payload": None, "content": "hello world", "content_length": 11,
-        "truncated": False, "redacted": False, "timestamp": written["timestamp"],
+        "truncated": False, "redacted": False, "after_end": False, "timestamp": written["timestamp"],
     }
 
 

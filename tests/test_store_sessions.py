@@ -27,6 +27,14 @@ STATUSES = ("active", "paused", "completed", "failed", "cancelled")
 TERMINAL = {"completed", "failed", "cancelled"}
 
 
+async def _ready_session(store: Store, session_id: str, **arguments: Any) -> str:
+    """A session whose one required criterion is met, so it may complete."""
+    await new_session(store, session_id, **arguments)
+    await call(store, "save-success-criteria", session_id=session_id, criteria=[{"criterion": "done"}])
+    await call(store, "update-success-criterion", session_id=session_id, criterion="done", status="met")
+    return session_id
+
+
 async def test_create_session_stores_every_field(store: Store) -> None:
     """A new session comes back active, with its inputs, UTC millisecond timestamps and created=true."""
     created = await call(store, "create-session", session_id="s-1", requirements="add login", mode="parallel",
@@ -35,7 +43,7 @@ async def test_create_session_stores_every_field(store: Store) -> None:
         "session_id": "s-1", "project": "shop", "mode": "parallel", "status": "active",
         "requirements": "add login", "initial_branch": "main", "metadata": {"testing_mode": "full"},
         "created_at": created["created_at"], "updated_at": created["created_at"], "ended_at": None,
-        "created": True,
+        "status_reason": None, "completion_forced": False, "created": True,
     }
     assert {k: created.get(k, "<missing>") for k in expected} == expected
     assert not created.get("truncated"), "a short session is never cut"
@@ -162,7 +170,7 @@ async def test_session_status_transitions(store: Store, db_path: Path) -> None:
     outcomes: dict[tuple[str, str], str] = {}
     for index, (source, target) in enumerate(itertools.product(STATUSES, STATUSES)):
         session_id = f"s{index}"
-        await new_session(store, session_id)
+        await _ready_session(store, session_id)
         if source != "active":
             await call(store, "update-session-status", session_id=session_id, status=source)
         before = await call(store, "get-session", session_id=session_id)
@@ -184,7 +192,8 @@ async def test_session_status_transitions(store: Store, db_path: Path) -> None:
 
 async def test_ended_at_is_set_on_entering_a_terminal_state_only(store: Store) -> None:
     """ended_at stays null through active and paused and is set, with updated_at, on completion."""
-    created = await call(store, "create-session", session_id="s", requirements="r")
+    await _ready_session(store, "s")
+    created = await call(store, "get-session", session_id="s")
     paused = await call(store, "update-session-status", session_id="s", status="paused", reason="waiting")
     assert paused["ended_at"] is None and paused["status"] == "paused"
     resumed = await call(store, "update-session-status", session_id="s", status="active")
@@ -214,7 +223,7 @@ async def test_bad_status_is_invalid(store: Store, db_path: Path) -> None:
 async def test_list_sessions_newest_first_with_filters(store: Store) -> None:
     """list-sessions returns newest first and filters by status and project."""
     for index in range(4):
-        await new_session(store, f"s{index}", project="a" if index % 2 == 0 else "b")
+        await _ready_session(store, f"s{index}", project="a" if index % 2 == 0 else "b")
     await call(store, "update-session-status", session_id="s1", status="completed")
     listed = await call(store, "list-sessions")
     assert [s["session_id"] for s in listed["items"]] == ["s3", "s2", "s1", "s0"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiosqlite
 
-from baton.errors import InvalidInput, NotFound
+from baton.errors import InvalidInput, InvalidTransition, NotFound
 from baton.store import fetch_one
 
 # Largest free-text content accepted in one write (reads cut it to max_chars anyway).
@@ -21,6 +21,22 @@ async def require_session(conn: aiosqlite.Connection, session_id: str) -> sqlite
     row = await fetch_one(conn, "SELECT * FROM sessions WHERE session_id = ?", (session_id,))
     if row is None:
         raise NotFound(f"session {session_id!r} does not exist; create it with create-session or check list-sessions")
+    return row
+
+
+# Sessions in these statuses have ended. They keep accepting history (logs and token usage, marked
+# after_end); everything else about them (task groups, criteria, state, plans, context) is frozen.
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+
+async def require_open_session(conn: aiosqlite.Connection, session_id: str, what: str) -> sqlite3.Row:
+    """The session, unless it has ended: then `what` (e.g. "state saves") is refused."""
+    row = await require_session(conn, session_id)
+    if row["status"] in TERMINAL_STATUSES:
+        raise InvalidTransition(
+            f"session {session_id!r} is {row['status']}; a finished session accepts only logs and token usage, "
+            f"not {what}; start a new session to continue the work"
+        )
     return row
 
 

@@ -29,7 +29,7 @@ from baton.models import (
 from baton.operations import cursor_position, cut_text, encode_cursor, fit_to_budget, operation
 from baton.redact import redact, redact_all
 from baton.store import Store, fetch_all, fetch_one
-from baton.tools._common import MAX_CONTENT_CHARS, require_session
+from baton.tools._common import MAX_CONTENT_CHARS, require_open_session, require_session
 
 PackageType = Literal["research", "failures", "decisions", "handoff", "investigation"]
 Priority = Literal["low", "medium", "high", "critical"]
@@ -39,7 +39,7 @@ Iteration = Annotated[int, Field(ge=0, le=1_000_000)]
 
 class SaveContextPackageInput(Input):
     session_id: SessionId
-    package_type: PackageType
+    package_type: PackageType = Field(description="What kind of knowledge it carries.")
     producer: AgentType = Field(description="Agent type that wrote the package.")
     consumers: Annotated[list[AgentType], Field(min_length=1, max_length=20)] = Field(
         description="Agent types the package is for; only they can consume it."
@@ -52,7 +52,7 @@ class SaveContextPackageInput(Input):
         None, description="Where the package is on disk; recorded as given, with its size if it exists."
     )
     group_id: GroupScope = "global"
-    priority: Priority = "medium"
+    priority: Priority = Field("medium", description="Consumers get higher priorities first.")
     supersedes: PackageId | None = Field(None, description="package_id of the older version this one replaces.")
     idempotency_key: IdempotencyKey | None = None
 
@@ -95,6 +95,7 @@ async def save_context_package(store: Store, args: SaveContextPackageInput) -> C
         await require_session(conn, args.session_id)
 
         async def write() -> dict[str, Any]:
+            await require_open_session(conn, args.session_id, "context packages")
             version = 1
             if args.supersedes is not None:
                 old = await _require_package(conn, args.session_id, args.supersedes)
@@ -177,7 +178,7 @@ class GetContextPackagesInput(Input):
     session_id: SessionId
     agent_type: AgentType = Field(description="The consumer asking: only packages addressed to it are returned.")
     group_id: GroupScope | None = Field(None, description="A group: its packages plus session-global ones.")
-    package_type: PackageType | None = None
+    package_type: PackageType | None = Field(None, description="Only this kind.")
     include_consumed: bool = Field(False, description="Also return packages this agent already consumed.")
     include_superseded: bool = Field(False, description="Also return older versions that were superseded.")
     limit: Limit = DEFAULT_LIMIT
@@ -279,6 +280,8 @@ async def mark_context_consumed(store: Store, args: MarkContextConsumedInput) ->
         await require_session(conn, args.session_id)
         await _require_package(conn, args.session_id, args.package_id)
         before = await _require_consumer(conn, args.package_id, args.agent_type)
+        if before["consumed_at"] is None:  # marking again changes nothing, also after the session ended
+            await require_open_session(conn, args.session_id, "context consumption")
         consumed_at, iteration = await _mark(conn, args.package_id, args.agent_type, args.agent_id, args.iteration)
     return ContextConsumed(package_id=args.package_id, agent_type=args.agent_type, consumed_at=consumed_at,
                            iteration=iteration, already_consumed=before["consumed_at"] is not None)
@@ -341,6 +344,7 @@ async def save_consumption(store: Store, args: SaveConsumptionInput) -> Consumpt
                 )
             return ConsumptionSaved(consumption_id=existing["consumption_id"], created=False,
                                     consumed_at=existing["consumed_at"])
+        await require_open_session(conn, args.session_id, "context consumption")
         now = utc_now()
         cursor = await conn.execute(
             "INSERT INTO context_consumption (session_id, package_id, agent_type, agent_id, group_id, iteration,"

@@ -13,7 +13,7 @@ from baton.models import MAX_LIMIT, Cursor, Input, Limit, Output, Page, SessionI
 from baton.operations import RESPONSE_BUDGET_CHARS, cursor_position, encode_cursor, fit_to_budget, operation
 from baton.redact import redact
 from baton.store import Store, fetch_all, fetch_one
-from baton.tools._common import require_session
+from baton.tools._common import TERMINAL_STATUSES, require_open_session, require_session
 
 CriterionStatus = Literal["pending", "met", "blocked", "failed"]
 CriterionText = Annotated[Text, Field(max_length=2000)]
@@ -38,13 +38,13 @@ class Criterion(Output):
 
 
 class CriterionInput(Input):
-    criterion: CriterionText
-    required_for_completion: bool = True
+    criterion: Annotated[CriterionText, Field(description="What must be true, e.g. all tests pass.")]
+    required_for_completion: bool = Field(True, description="false: completing the session does not wait for it.")
 
 
 class SaveSuccessCriteriaInput(Input):
     session_id: SessionId
-    criteria: Annotated[list[CriterionInput], Field(min_length=1, max_length=200)]
+    criteria: Annotated[list[CriterionInput], Field(min_length=1, max_length=200, description="The criteria to add.")]
 
 
 @operation("save-success-criteria", title="Save success criteria", idempotent=True)
@@ -58,11 +58,13 @@ async def save_success_criteria(store: Store, args: SaveSuccessCriteriaInput) ->
     now = utc_now()
     async with store.write() as conn:
         await require_session(conn, args.session_id)
-        await conn.executemany(
-            "INSERT INTO success_criteria (session_id, criterion, required_for_completion, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id, criterion) DO NOTHING",
-            [(args.session_id, c.criterion, int(c.required_for_completion), now, now) for c in args.criteria],
-        )
+        if await _adds_any(conn, args.session_id, args.criteria):  # saving again what is there changes nothing
+            await require_open_session(conn, args.session_id, "new success criteria")
+            await conn.executemany(
+                "INSERT INTO success_criteria (session_id, criterion, required_for_completion, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id, criterion) DO NOTHING",
+                [(args.session_id, c.criterion, int(c.required_for_completion), now, now) for c in args.criteria],
+            )
         rows = await fetch_all(conn, "SELECT * FROM success_criteria WHERE session_id = ? ORDER BY criterion_id",
                                (args.session_id,))
     items, cut = fit_to_budget([Criterion.from_row(r) for r in rows])
@@ -72,11 +74,11 @@ async def save_success_criteria(store: Store, args: SaveSuccessCriteriaInput) ->
 
 class UpdateSuccessCriterionInput(Input):
     session_id: SessionId
-    criterion_id: Annotated[int, Field(ge=1)] | None = None
+    criterion_id: Annotated[int, Field(ge=1, description="From save-success-criteria.")] | None = None
     criterion: CriterionText | None = Field(None, description="Exact text, when criterion_id is not known.")
-    status: CriterionStatus
-    actual: Annotated[str, Field(max_length=10_000)] | None = None
-    evidence: Annotated[str, Field(max_length=10_000)] | None = None
+    status: CriterionStatus = Field(description="The new status.")
+    actual: Annotated[str, Field(max_length=10_000, description="What was observed.")] | None = None
+    evidence: Annotated[str, Field(max_length=10_000, description="Proof, e.g. a CI run.")] | None = None
 
     @model_validator(mode="after")
     def _one_key(self) -> UpdateSuccessCriterionInput:
@@ -99,13 +101,18 @@ async def update_success_criterion(store: Store, args: UpdateSuccessCriterionInp
             value = getattr(args, name)
             changes[name] = None if value is None else redact(value)[0]
     async with store.write() as conn:
-        await require_session(conn, args.session_id)
+        session = await require_session(conn, args.session_id)
         sql = f"SELECT * FROM success_criteria WHERE session_id = ? AND {where}"
         row = await fetch_one(conn, sql, (args.session_id, *key))
         if row is None:
             raise NotFound(
                 f"no success criterion {key[0]!r} in session {args.session_id!r}; see get-success-criteria"
             )
+        if session["status"] in TERMINAL_STATUSES:
+            # A retry that would change nothing still answers; a change is refused.
+            if all(row[column] == value for column, value in changes.items() if column != "updated_at"):
+                return Criterion.from_row(row)
+            await require_open_session(conn, args.session_id, "criteria changes")
         await conn.execute(
             f"UPDATE success_criteria SET {', '.join(f'{c} = ?' for c in changes)} WHERE criterion_id = ?",
             (*changes.values(), row["criterion_id"]),
@@ -114,6 +121,13 @@ async def update_success_criterion(store: Store, args: UpdateSuccessCriterionInp
                                   (row["criterion_id"],))
     assert updated is not None
     return Criterion.from_row(updated)
+
+
+async def _adds_any(conn: Any, session_id: str, criteria: list[CriterionInput]) -> bool:
+    texts = [c.criterion for c in criteria]
+    rows = await fetch_all(conn, f"SELECT criterion FROM success_criteria WHERE session_id = ? AND criterion IN"
+                                 f" ({', '.join('?' for _ in texts)})", (session_id, *texts))
+    return len({r[0] for r in rows}) < len(set(texts))
 
 
 class CriteriaSummary(Output):

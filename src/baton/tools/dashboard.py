@@ -60,7 +60,7 @@ class Snapshot(Output):
 
 class DashboardSnapshotInput(Input):
     session_id: SessionId
-    log_limit: Annotated[int, Field(ge=0, le=100)] = 10
+    log_limit: Annotated[int, Field(ge=0, le=100, description="How many recent logs to include.")] = 10
     max_chars: MaxChars = DEFAULT_MAX_CHARS
 
 

@@ -197,8 +197,8 @@ class GetErrorPatternsInput(ProjectScoped):
         None, description="Only patterns whose normalised message contains this text."
     )
     agent_type: AgentType | None = None
-    min_confidence: Annotated[float, Field(ge=0, le=1)] | None = None
-    include_expired: bool = False
+    min_confidence: Annotated[float, Field(ge=0, le=1)] | None = Field(None, description="Only patterns this trusted.")
+    include_expired: bool = Field(False, description="Also patterns past their TTL.")
     limit: Limit = DEFAULT_LIMIT
     cursor: Cursor | None = None
     max_chars: MaxChars = DEFAULT_MAX_CHARS
@@ -245,7 +245,7 @@ _EXPIRED = "(ttl_days IS NOT NULL AND julianday(?) - julianday(last_seen) >= ttl
 
 
 class UpdateErrorConfidenceInput(ProjectScoped):
-    pattern_id: Annotated[int, Field(ge=1)] | None = None
+    pattern_id: Annotated[int, Field(ge=1, description="From save-error-pattern or get-error-patterns.")] | None = None
     error_message: Annotated[str, Field(min_length=1, max_length=20_000)] | None = Field(
         None, description="Instead of pattern_id: the error, matched by its normalised form in the project."
     )

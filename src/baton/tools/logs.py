@@ -29,13 +29,13 @@ from baton.models import (
 from baton.operations import cursor_position, cut_text, encode_cursor, fit_to_budget, operation
 from baton.redact import redact, redact_all
 from baton.store import Store, fetch_all, fetch_one, request_digest
-from baton.tools._common import MAX_CONTENT_CHARS, dump_object, load_json, require_session
+from baton.tools._common import MAX_CONTENT_CHARS, TERMINAL_STATUSES, dump_object, load_json, require_session
 
 LogType = Literal["interaction", "reasoning", "event"]
 Phase = Literal["understanding", "approach", "decisions", "risks", "blockers", "pivot", "completion"]
 Confidence = Literal["high", "medium", "low"]
-Content = Annotated[Text, Field(max_length=MAX_CONTENT_CHARS)]  # redaction is said in each tool's description
-Iteration = Annotated[int, Field(ge=0, le=1_000_000)]
+Content = Annotated[Text, Field(max_length=MAX_CONTENT_CHARS, description="What the agent said or did.")]
+Iteration = Annotated[int, Field(ge=0, le=1_000_000, description="The agent's revision round.")]
 
 
 class LogWritten(Output):
@@ -65,9 +65,10 @@ async def insert_log(store: Store, operation_name: str, fields: dict[str, Any], 
     was_redacted = was_redacted or redacted_elsewhere
     row = {**fields, "content": content, "content_length": len(content), "redacted": int(was_redacted)}
     async with store.write() as conn:
-        await require_session(conn, fields["session_id"])
+        session = await require_session(conn, fields["session_id"])
 
         async def write() -> dict[str, Any]:
+            row["after_end"] = int(session["status"] in TERMINAL_STATUSES)  # late history is kept, told apart
             row["timestamp"] = utc_now()
             columns = ", ".join(row)
             marks = ", ".join("?" for _ in row)
@@ -112,7 +113,8 @@ MAX_BATCH = 1000
 
 class LogInteractionsInput(Input):
     session_id: SessionId
-    entries: Annotated[list[BatchEntry], Field(min_length=1, max_length=MAX_BATCH)]
+    entries: Annotated[list[BatchEntry], Field(min_length=1, max_length=MAX_BATCH,
+                                               description="In order; each as log-interaction takes it.")]
 
 
 class LogsWritten(Output):
@@ -147,7 +149,8 @@ async def log_interactions(store: Store, args: LogInteractionsInput) -> LogsWrit
             redacted_at.append(index)
     # aiosqlite costs a thread hop per statement, so the batch is a handful of statements, not one per entry.
     async with store.write() as conn:
-        await require_session(conn, args.session_id)
+        session = await require_session(conn, args.session_id)
+        after_end = int(session["status"] in TERMINAL_STATUSES)
         stored = await _stored_keys(conn, args.session_id, {k for k in keys if k is not None})
         results: list[dict[str, Any] | None] = [None] * len(rows)
         replayed: list[int] = []
@@ -175,13 +178,13 @@ async def log_interactions(store: Store, args: LogInteractionsInput) -> LogsWrit
         if fresh:
             before = await fetch_one(conn, "SELECT coalesce(max(log_id), 0) FROM logs")
             assert before is not None
-            columns = [*rows[0], "timestamp"]
+            columns = [*rows[0], "after_end", "timestamp"]
             # Migration 0005: with search indexing paused the per-row trigger stands aside, and the new
             # logs are indexed by one statement (half the storage time of a batch; bench section 2).
             await conn.execute("INSERT INTO search_index_paused (paused) VALUES (1)")
             await conn.executemany(
                 f"INSERT INTO logs ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
-                [(*rows[i].values(), timestamp) for i in fresh],
+                [(*rows[i].values(), after_end, timestamp) for i in fresh],
             )
             await conn.execute("DELETE FROM search_index_paused")
             await conn.execute(INDEX_LOGS_AFTER, (before[0],))
@@ -245,12 +248,12 @@ async def _stored_keys(conn: Any, session_id: str, keys: set[str]) -> dict[str, 
 class SaveReasoningInput(Input):
     session_id: SessionId
     agent_type: AgentType
-    phase: Phase
-    content: Content
+    phase: Phase = Field(description="The part of the work it covers.")
+    content: Annotated[Content, Field(description="The reasoning.")]
     group_id: GroupScope = "global"
     agent_id: AgentId | None = None
     iteration: Iteration | None = None
-    confidence: Confidence | None = None
+    confidence: Confidence | None = Field(None, description="How sure the agent is.")
     references: Annotated[list[Annotated[str, Field(max_length=1000)]], Field(max_length=100)] | None = Field(
         None, description="Files, URLs or log ids the reasoning relies on."
     )
@@ -270,8 +273,8 @@ async def save_reasoning(store: Store, args: SaveReasoningInput) -> LogWritten:
 
 class SaveEventInput(Input):
     session_id: SessionId
-    event_type: Annotated[Text, Field(max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
-    payload: dict[str, Any]
+    event_type: Annotated[Text, Field(max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$", description="e.g. merge_result.")]
+    payload: dict[str, Any] = Field(description="The event's data.")
     group_id: GroupScope | None = None
     idempotency_key: IdempotencyKey | None = None
 
@@ -287,13 +290,14 @@ async def save_event(store: Store, args: SaveEventInput) -> EventWritten:
     payload_text = dump_object(args.payload, "payload")
     redacted_text, was_redacted = redact(payload_text)
     async with store.write() as conn:
-        await require_session(conn, args.session_id)
+        session = await require_session(conn, args.session_id)
 
         async def write() -> dict[str, Any]:
             cursor = await conn.execute(
                 "INSERT INTO logs (session_id, log_type, group_id, event_type, payload, content_length, redacted,"
-                " timestamp) VALUES (?, 'event', ?, ?, ?, 0, ?, ?)",
-                (args.session_id, args.group_id, args.event_type, redacted_text, int(was_redacted), utc_now()),
+                " after_end, timestamp) VALUES (?, 'event', ?, ?, ?, 0, ?, ?, ?)",
+                (args.session_id, args.group_id, args.event_type, redacted_text, int(was_redacted),
+                 int(session["status"] in TERMINAL_STATUSES), utc_now()),
             )
             return {"event_id": cursor.lastrowid}
 
@@ -325,6 +329,7 @@ class LogEntry(Output):
     content_length: int
     truncated: bool = Field(description="True when content or payload was cut to max_chars.")
     redacted: bool
+    after_end: bool = Field(False, description="Written after the session ended.")
     timestamp: str
 
     @classmethod
@@ -352,6 +357,7 @@ class LogEntry(Output):
             content_length=row["content_length"],
             truncated=content_cut or payload_cut or references_cut,
             redacted=bool(row["redacted"]),
+            after_end=bool(row["after_end"]),
             timestamp=row["timestamp"],
         )
 
@@ -382,16 +388,17 @@ def _cut_escaped(text: str, max_chars: int) -> str:
 # Cut long content in SQL so a page of MB-sized rows never leaves the database whole.
 LOG_COLUMNS = (
     "log_id, session_id, log_type, agent_type, agent_id, group_id, iteration, phase, confidence, refs,"
-    " event_type, payload, substr(content, 1, :max_chars + 1) AS content, content_length, redacted, timestamp"
+    " event_type, payload, substr(content, 1, :max_chars + 1) AS content, content_length, redacted, after_end,"
+    " timestamp"
 )
 
 
 class GetLogsInput(Input):
     session_id: SessionId
-    log_type: LogType | None = None
+    log_type: LogType | None = Field(None, description="Only this kind of log.")
     agent_type: AgentType | None = None
     group_id: GroupScope | None = None
-    phase: Phase | None = None
+    phase: Phase | None = Field(None, description="Only reasoning of this phase.")
     after_id: Annotated[int, Field(ge=0, description="Only logs with log_id greater than this.")] | None = None
     limit: Limit = DEFAULT_LIMIT
     cursor: Cursor | None = None

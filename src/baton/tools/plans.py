@@ -13,15 +13,15 @@ from baton.errors import Conflict, NotFound
 from baton.models import DEFAULT_MAX_CHARS, AgentId, IdempotencyKey, Input, MaxChars, Output, SessionId, Text
 from baton.operations import RESPONSE_BUDGET_CHARS, cut_text, operation
 from baton.store import Store, fetch_all, fetch_one
-from baton.tools._common import dump_object, load_json, require_session
+from baton.tools._common import dump_object, load_json, require_open_session, require_session
 
 PhaseStatus = Literal["pending", "in_progress", "completed", "blocked", "skipped"]
 PhaseName = Annotated[Text, Field(max_length=200)]
 
 
 class PhaseInput(Input):
-    name: PhaseName
-    description: Annotated[str, Field(max_length=10_000)] | None = None
+    name: Annotated[PhaseName, Field(description="Unique in the plan.")]
+    description: Annotated[str, Field(max_length=10_000, description="What the phase does.")] | None = None
 
 
 class SaveDevelopmentPlanInput(Input):
@@ -30,8 +30,9 @@ class SaveDevelopmentPlanInput(Input):
     phases: Annotated[list[PhaseInput], Field(min_length=1, max_length=100)] = Field(
         description="The phases in order; they are numbered from 1."
     )
-    original_prompt: Annotated[str, Field(max_length=200_000)] | None = None
-    metadata: dict[str, Any] | None = None
+    original_prompt: Annotated[str, Field(max_length=200_000)] | None = Field(
+        None, description="The request the plan answers.")
+    metadata: dict[str, Any] | None = Field(None, description="Free-form object.")
 
     @model_validator(mode="after")
     def _unique_names(self) -> SaveDevelopmentPlanInput:
@@ -134,6 +135,7 @@ async def save_development_plan(store: Store, args: SaveDevelopmentPlanInput) ->
                 )
             plan = await _read_plan(conn, args.session_id, DEFAULT_MAX_CHARS)
             return PlanSaved(**plan.model_dump(), created=False)
+        await require_open_session(conn, args.session_id, "development plans")
         cursor = await conn.execute(
             "INSERT INTO development_plans (session_id, original_prompt, plan_text, metadata, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -161,10 +163,10 @@ async def get_development_plan(store: Store, args: GetDevelopmentPlanInput) -> D
 
 class UpdatePlanPhaseInput(Input):
     session_id: SessionId
-    phase_number: Annotated[int, Field(ge=1)] | None = None
+    phase_number: Annotated[int, Field(ge=1, description="The phase, numbered from 1.")] | None = None
     phase_name: PhaseName | None = Field(None, description="Instead of phase_number: the phase's exact name.")
-    status: PhaseStatus | None = None
-    notes: Annotated[str, Field(max_length=20_000)] | None = None
+    status: PhaseStatus | None = Field(None, description="The new status.")
+    notes: Annotated[str, Field(max_length=20_000, description="Replaces the phase's notes.")] | None = None
     updated_by: AgentId | None = Field(None, description="The agent making the change.")
     expected_status: PhaseStatus | None = Field(
         None, description="Compare-and-set: conflict unless the phase currently has this status."
@@ -209,6 +211,7 @@ async def update_plan_phase(store: Store, args: UpdatePlanPhaseInput) -> PlanPha
     async with store.write() as conn:
 
         async def write() -> dict[str, Any]:
+            await require_open_session(conn, args.session_id, "plan changes")
             row = await fetch_one(conn, f"UPDATE plan_phases SET {', '.join(sets)} WHERE {where} RETURNING *", params)
             if row is None:
                 plan = await _read_plan(conn, args.session_id, 50)

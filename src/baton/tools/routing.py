@@ -27,7 +27,8 @@ from baton.errors import InvalidInput, NotFound
 from baton.models import AgentType, GroupScope, IdempotencyKey, Input, Output, SessionId
 from baton.operations import operation
 from baton.store import Store, fetch_all, fetch_one
-from baton.tools._common import load_json, require_session
+from baton.tools._common import load_json, require_open_session, require_session
+from baton.tools._dependencies import unfinished_dependencies
 
 RETURN_TO_BLOCKED = "_return_to_blocked"
 FAILURE_COUNTERS = {"qa_expert": "qa_attempts", "tech_lead": "tl_review_attempts"}
@@ -79,12 +80,15 @@ async def route(store: Store, args: RouteInput) -> Route:
     Applies the routing table, then the special rules using the session's and group's real
     state (testing mode, failure counters, security flag, research groups, investigation
     budget). An unknown (agent, status) is invalid and lists what that agent may report. The
-    decision is recorded (it feeds _return_to_blocked and the investigation budget)."""
+    decision is recorded: it finds the agent to return to after a BLOCKED report, and counts
+    toward the investigation budget."""
     status = normalise_status(args.response_status)
     async with store.write() as conn:
         session = await require_session(conn, args.session_id)
 
         async def write() -> dict[str, Any]:
+            # Checked here, not before: a retried decision made before the session ended still answers.
+            await require_open_session(conn, args.session_id, "routing")
             decided = await _decide(conn, session, args.group_id, args.agent_type, status)
             cursor = await conn.execute(
                 "INSERT INTO route_decisions (session_id, group_id, agent_type, response_status, next_agent, action,"
@@ -243,7 +247,7 @@ async def _batch(conn: Any, session_id: str, rules: dict[str, dict[str, Any]],
     max_parallel bounds the groups started now; research groups are also bounded by the rule's
     max_parallel counting those already in progress."""
     rows = await fetch_all(conn, "SELECT * FROM task_groups WHERE session_id = ? ORDER BY seq", (session_id,))
-    completed = {r["group_id"] for r in rows if r["status"] == "completed"}
+    graph = {r["group_id"]: (r["status"], load_json(r["depends_on"])) for r in rows}
     research = rules.get("research_tasks")
     research_limit = int(research.get("max_parallel", 2)) if research else max_parallel
     security = rules.get("security_sensitive")
@@ -253,8 +257,8 @@ async def _batch(conn: Any, session_id: str, rules: dict[str, dict[str, Any]],
     for row in rows:
         if len(chosen) >= max_parallel:
             break
-        if row["status"] != "pending" or not set(load_json(row["depends_on"])) <= completed:
-            continue
+        if row["status"] != "pending" or unfinished_dependencies(graph[row["group_id"]][1], graph):
+            continue  # the same rule that refuses starting it in update-task-group
         agent = row["initial_tier"] or "developer"
         if research and _is_research(row):
             if research_count >= research_limit:

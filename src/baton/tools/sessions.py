@@ -7,7 +7,7 @@ import secrets
 import sqlite3
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from baton.clock import utc_now
 from baton.errors import Conflict, InvalidTransition
@@ -38,12 +38,11 @@ from baton.operations import (
 )
 from baton.redact import redact
 from baton.store import Store, fetch_all, fetch_one, record_request, recorded_request, request_digest
-from baton.tools._common import dump_object, load_json, require_session
+from baton.tools._common import TERMINAL_STATUSES, dump_object, load_json, require_session
 from baton.tools._domain import Timestamp
 
 SessionMode = Literal["simple", "parallel"]
 SessionStatus = Literal["active", "paused", "completed", "failed", "cancelled"]
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 # Allowed session transitions; the same status again is always a no-op.
 SESSION_TRANSITIONS: dict[str, frozenset[str]] = {
     "active": frozenset({"paused", "completed", "failed", "cancelled"}),
@@ -65,32 +64,37 @@ class Session(Output):
     created_at: str
     updated_at: str
     ended_at: str | None
-    truncated: bool = Field(False, description="True when requirements was cut to max_chars.")
+    status_reason: str | None = None
+    completion_forced: bool = Field(False, description="Completed by force with required criteria unmet.")
+    truncated: bool = Field(False, description="True when requirements or status_reason was cut to max_chars.")
 
     @classmethod
     def from_row(cls, row: sqlite3.Row, max_chars: int = MAX_MAX_CHARS) -> Session:
         # Requirements may be 200,000 characters: a session is cut like any long text, so it fits a response;
         # quote-heavy text (and metadata) grows when escaped, so cut further until it does.
         session = cls._cut(row, max_chars)
-        while json_cost(session) > RESPONSE_BUDGET_CHARS and session.requirements:
-            session = cls._cut(row, len(session.requirements) // 2)
+        while json_cost(session) > RESPONSE_BUDGET_CHARS and (session.requirements or session.status_reason):
+            session = cls._cut(row, max(len(session.requirements), len(session.status_reason or "")) // 2)
         return session
 
     @classmethod
     def _cut(cls, row: sqlite3.Row, max_chars: int) -> Session:
         requirements, cut = cut_text(row["requirements"], max_chars)
+        reason, reason_cut = cut_text(row["status_reason"], max_chars)
         return cls(
             session_id=row["session_id"],
             project=row["project"],
             mode=row["mode"],
             status=row["status"],
             requirements=requirements or "",
-            truncated=cut,
+            truncated=cut or reason_cut,
             initial_branch=row["initial_branch"],
             metadata=load_json(row["metadata"]),
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             ended_at=row["ended_at"],
+            status_reason=reason,
+            completion_forced=bool(row["completion_forced"]),
         )
 
 
@@ -101,9 +105,9 @@ class SessionCreated(Session):
 class CreateSessionInput(Input):
     session_id: SessionId | None = Field(None, description="Omit for a generated unique, sortable id.")
     requirements: Annotated[Text, Field(min_length=1, max_length=200_000, description="What the user asked for.")]
-    mode: SessionMode = "simple"
+    mode: SessionMode = Field("simple", description="Task groups one at a time (simple) or several at once.")
     project: Project | None = None
-    initial_branch: Annotated[str, Field(max_length=250)] | None = None
+    initial_branch: Annotated[str, Field(max_length=250, description="Git branch the work starts from.")] | None = None
     metadata: dict[str, Any] | None = Field(None, description="Free-form object, e.g. {\"testing_mode\": \"full\"}.")
     idempotency_key: IdempotencyKey | None = None
 
@@ -177,8 +181,8 @@ async def get_session(store: Store, args: GetSessionInput) -> Session:
 
 
 class ListSessionsInput(Input):
-    status: SessionStatus | None = None
-    project: Project | None = None
+    status: SessionStatus | None = Field(None, description="Only sessions with this status.")
+    project: Project | None = Field(None, description="Only this project's sessions.")
     created_after: Timestamp | None = Field(None, description="Only sessions created at or after this time.")
     created_before: Timestamp | None = Field(None, description="Only sessions created before this time.")
     has_failed_groups: bool | None = Field(
@@ -221,16 +225,28 @@ async def list_sessions(store: Store, args: ListSessionsInput) -> Page[Session]:
 
 class UpdateSessionStatusInput(Input):
     session_id: SessionId
-    status: SessionStatus
-    reason: Annotated[str, Field(max_length=10_000)] | None = None
+    status: SessionStatus = Field(description="The new status.")
+    reason: Annotated[str, Field(max_length=10_000, description="Why; kept with the session.")] | None = None
+    force: bool = Field(False, description="Complete with criteria unmet; needs a reason.")
+
+    @model_validator(mode="after")
+    def _force_has_a_reason(self) -> UpdateSessionStatusInput:
+        if self.force and not (self.reason or "").strip():
+            raise ValueError("force needs a reason: it is recorded with the session")
+        return self
+
+
+# How many unmet criteria a refused completion names; the rest are counted.
+UNMET_SHOWN = 10
 
 
 @operation("update-session-status", title="Update session status", idempotent=True)
 async def update_session_status(store: Store, args: UpdateSessionStatusInput) -> Session:
     """Move a session to a new status.
 
-    completed, failed and cancelled are terminal (ended_at is set); leaving one is
-    invalid_transition. Setting the current status again changes nothing.
+    completed needs get-success-criteria's ready_for_completion, unless force with a reason
+    (recorded). completed, failed and cancelled are terminal: after them only logs and token usage
+    are accepted (marked after_end). The same status again changes nothing.
     """
     async with store.write() as conn:
         row = await require_session(conn, args.session_id)
@@ -242,11 +258,34 @@ async def update_session_status(store: Store, args: UpdateSessionStatusInput) ->
             raise InvalidTransition(
                 f"session {args.session_id!r} is {current}; it cannot become {args.status} (allowed: {allowed})"
             )
+        forced = args.status == "completed" and await _completion_blocked(conn, args.session_id, args.force)
         now = utc_now()
         ended_at = now if args.status in TERMINAL_STATUSES else None
         await conn.execute(
-            "UPDATE sessions SET status = ?, status_reason = ?, updated_at = ?, ended_at = ? WHERE session_id = ?",
-            (args.status, args.reason, now, ended_at, args.session_id),
+            "UPDATE sessions SET status = ?, status_reason = ?, updated_at = ?, ended_at = ?, completion_forced = ?"
+            " WHERE session_id = ?",
+            (args.status, args.reason, now, ended_at, int(forced), args.session_id),
         )
         row = await require_session(conn, args.session_id)
     return Session.from_row(row)
+
+
+async def _completion_blocked(conn: Any, session_id: str, force: bool) -> bool:
+    """Whether completing overrides unmet criteria (then it is recorded as forced). Without `force`
+    such a completion is refused, naming what is unmet."""
+    unmet = await fetch_all(
+        conn, "SELECT criterion, status FROM success_criteria WHERE session_id = ? AND required_for_completion"
+        " AND status != 'met' ORDER BY criterion_id", (session_id,))
+    if unmet:
+        listed = "; ".join(f"{cut_text(r['criterion'], 100)[0]!r} ({r['status']})" for r in unmet[:UNMET_SHOWN])
+        more = f"; and {len(unmet) - UNMET_SHOWN} more" if len(unmet) > UNMET_SHOWN else ""
+        problem = f"{len(unmet)} required success criteria are not met: {listed}{more}; meet them first"
+    elif await fetch_one(conn, "SELECT 1 FROM success_criteria WHERE session_id = ? LIMIT 1", (session_id,)):
+        return False
+    else:
+        problem = "it has no success criteria; save and meet them first (save-success-criteria)"
+    if force:
+        return True
+    raise InvalidTransition(
+        f"session {session_id!r} cannot be completed: {problem}, or pass force=true with a reason to complete anyway"
+    )

@@ -13,7 +13,7 @@ from baton.models import AgentType, GroupScope, IdempotencyKey, Input, Output, S
 from baton.operations import operation
 from baton.redact import redact
 from baton.store import Store, fetch_one
-from baton.tools._common import dump_object, require_session
+from baton.tools._common import dump_object, require_open_session, require_session
 
 SkillName = Annotated[
     str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
@@ -51,6 +51,7 @@ async def save_skill_output(store: Store, args: SaveSkillOutputInput) -> SkillOu
         await require_session(conn, args.session_id)
 
         async def write() -> dict[str, Any]:
+            await require_open_session(conn, args.session_id, "skill outputs")
             # One statement computes and claims the number; the UNIQUE constraint backs it up.
             row = await fetch_one(
                 conn,

@@ -12,16 +12,17 @@ from baton.errors import NotFound
 from baton.models import GroupScope, IdempotencyKey, Input, Output, SessionId
 from baton.operations import operation, require_escaped_fit
 from baton.store import Store, fetch_all, fetch_one
-from baton.tools._common import dump_object, require_session
+from baton.tools._common import dump_object, require_open_session, require_session
 
-StateType = Literal["pm", "orchestrator", "group_status", "investigation"]
+StateType = Annotated[Literal["pm", "orchestrator", "group_status", "investigation"],
+                     Field(description="Whose state: the PM's, the orchestrator's, a group's, an investigation's.")]
 
 
 class SaveStateInput(Input):
     session_id: SessionId
     state_type: StateType
     group_id: GroupScope = "global"
-    state: dict[str, Any]  # the tool's description says what saving does
+    state: dict[str, Any] = Field(description="The whole object; it becomes the latest version.")
     idempotency_key: IdempotencyKey | None = None
 
 
@@ -33,7 +34,7 @@ class StateSaved(Output):
 
 @operation("save-state", title="Save state")
 async def save_state(store: Store, args: SaveStateInput) -> StateSaved:
-    """Save a new version of a state object; every earlier version is kept as history."""
+    """Save a new version of a state object; every earlier version is kept as history. Not after the session ended."""
     text = dump_object(args.state, "state")
     require_escaped_fit(text, "state")
     saved_at = utc_now()
@@ -41,6 +42,7 @@ async def save_state(store: Store, args: SaveStateInput) -> StateSaved:
         await require_session(conn, args.session_id)
 
         async def write() -> dict[str, Any]:
+            await require_open_session(conn, args.session_id, "state saves")
             # The version is computed inside the write transaction, so concurrent saves never collide.
             (row,) = await fetch_all(
                 conn,

@@ -11,7 +11,7 @@ from baton.clock import utc_now
 from baton.models import AgentId, AgentType, GroupScope, IdempotencyKey, Input, Output, SessionId
 from baton.operations import RESPONSE_BUDGET_CHARS, operation
 from baton.store import Store, fetch_all, fetch_one
-from baton.tools._common import require_session
+from baton.tools._common import TERMINAL_STATUSES, require_session
 
 TokenCount = Annotated[int, Field(ge=0, le=10**12)]
 
@@ -19,11 +19,11 @@ TokenCount = Annotated[int, Field(ge=0, le=10**12)]
 class LogTokensInput(Input):
     session_id: SessionId
     agent_type: AgentType
-    input_tokens: TokenCount
-    output_tokens: TokenCount = 0
-    cache_read_tokens: TokenCount = 0
-    cache_write_tokens: TokenCount = 0
-    model: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    input_tokens: Annotated[TokenCount, Field(description="Prompt tokens, cache excluded.")]
+    output_tokens: TokenCount = Field(0, description="Generated tokens.")
+    cache_read_tokens: TokenCount = Field(0, description="Prompt tokens read from cache.")
+    cache_write_tokens: TokenCount = Field(0, description="Prompt tokens written to cache.")
+    model: Annotated[str, Field(min_length=1, max_length=100, description="e.g. sonnet, opus.")] | None = None
     agent_id: AgentId | None = None
     group_id: GroupScope | None = None
     idempotency_key: IdempotencyKey | None = None
@@ -39,10 +39,10 @@ async def log_tokens(store: Store, args: LogTokensInput) -> TokensLogged:
     """Record the tokens one agent call used (input, output, cache read, cache write)."""
     row = args.model_dump(exclude={"idempotency_key"})
     async with store.write() as conn:
-        await require_session(conn, args.session_id)
+        session = await require_session(conn, args.session_id)
 
         async def write() -> dict[str, Any]:
-            values = {**row, "timestamp": utc_now()}
+            values = {**row, "after_end": int(session["status"] in TERMINAL_STATUSES), "timestamp": utc_now()}
             cursor = await conn.execute(
                 f"INSERT INTO token_usage ({', '.join(values)}) VALUES ({', '.join('?' for _ in values)})",
                 tuple(values.values()),
@@ -58,7 +58,7 @@ async def log_tokens(store: Store, args: LogTokensInput) -> TokensLogged:
 
 class TokenSummaryInput(Input):
     session_id: SessionId
-    by: Literal["agent_type", "agent_id", "group_id", "model"] = "agent_type"
+    by: Literal["agent_type", "agent_id", "group_id", "model"] = Field("agent_type", description="Subtotals per this.")
 
 
 class TokenSummary(Output):

@@ -41,29 +41,30 @@ from typing import Any
 from baton.errors import InvalidInput, NotFound
 from baton.transfer.common import Target, canonical_json, table_columns, valid_session_id
 from baton.transfer.report import Report
+from baton.transfer.same_session import extends
 
 FORMAT = "baton-session-bundle"
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 SESSION_COLUMNS = ("session_id", "project", "mode", "status", "status_reason", "requirements", "initial_branch",
-                   "metadata", "created_at", "updated_at", "ended_at")
+                   "metadata", "created_at", "updated_at", "ended_at", "completion_forced")
 # table -> (order column, columns written, JSON columns)
 CHILDREN: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "task_groups": ("seq", (
         "group_id", "name", "status", "assigned_to", "complexity", "initial_tier", "specializations", "item_count",
         "component_path", "security_sensitive", "depends_on", "review_status", "merge_status", "feature_branch",
         "revision_count", "qa_attempts", "tl_review_attempts", "review_iteration", "no_progress_count",
-        "blocking_issues_count", "metadata", "created_at", "updated_at"),
-        ("specializations", "depends_on", "metadata")),
+        "blocking_issues_count", "metadata", "forced_start", "created_at", "updated_at"),
+        ("specializations", "depends_on", "metadata", "forced_start")),
     "success_criteria": ("criterion_id", (
         "criterion", "status", "actual", "evidence", "required_for_completion", "created_at", "updated_at"), ()),
     "logs": ("log_id", (
         "log_type", "agent_type", "agent_id", "group_id", "iteration", "phase", "confidence", "refs", "event_type",
-        "payload", "content", "content_length", "redacted", "timestamp"), ("refs", "payload")),
+        "payload", "content", "content_length", "redacted", "after_end", "timestamp"), ("refs", "payload")),
     "state_snapshots": ("snapshot_id", ("state_type", "group_id", "version", "state", "saved_at"), ("state",)),
     "token_usage": ("usage_id", (
         "agent_type", "agent_id", "group_id", "model", "input_tokens", "output_tokens", "cache_read_tokens",
-        "cache_write_tokens", "timestamp"), ()),
+        "cache_write_tokens", "after_end", "timestamp"), ()),
 }
 
 PACKAGE_COLUMNS = ("group_id", "package_type", "priority", "producer", "summary", "content", "file_path", "size_bytes",
@@ -84,7 +85,21 @@ def _has_domain(conn: sqlite3.Connection) -> bool:
 
 # Columns added by later migrations, as a source database with an older schema (merge reads it
 # unmigrated) exports them: the column's default.
-LATER_COLUMNS = {("task_groups", "metadata"): "'{}'", ("context_package_consumers", "iteration"): "NULL"}
+LATER_COLUMNS = {("task_groups", "metadata"): "'{}'", ("context_package_consumers", "iteration"): "NULL",
+                 ("sessions", "completion_forced"): "0", ("task_groups", "forced_start"): "NULL",
+                 ("logs", "after_end"): "0", ("token_usage", "after_end"): "0"}
+# Columns of migration 0007, written only when they differ from their default: a bundle of a session
+# that never used them is the same file as before, and reading one without them gives the default.
+WHEN_SET = {("sessions", "completion_forced"): 0, ("task_groups", "forced_start"): None,
+            ("logs", "after_end"): 0, ("token_usage", "after_end"): 0}
+
+
+def _drop_defaults(table: str, item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if (table, k) not in WHEN_SET or v != WHEN_SET[(table, k)]}
+
+
+def _default(table: str, column: str) -> Any:
+    return WHEN_SET.get((table, column))
 
 
 def _select(conn: sqlite3.Connection, table: str, columns: tuple[str, ...]) -> str:
@@ -153,20 +168,20 @@ def row_counts(bundle: dict[str, Any]) -> dict[str, int]:
 
 def export_session(conn: sqlite3.Connection, session_id: str) -> dict[str, Any]:
     conn.row_factory = sqlite3.Row
-    row = conn.execute(f"SELECT {', '.join(SESSION_COLUMNS)} FROM sessions WHERE session_id = ?",
+    row = conn.execute(f"SELECT {_select(conn, 'sessions', SESSION_COLUMNS)} FROM sessions WHERE session_id = ?",
                        (session_id,)).fetchone()
     if row is None:
         raise NotFound(f"session {session_id!r} does not exist")
-    session = dict(row)
+    session = _drop_defaults("sessions", dict(row))
     session["metadata"] = json.loads(session["metadata"])
     bundle: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "session": session}
     for table, (order, columns, json_columns) in CHILDREN.items():
         items = []
         for child in conn.execute(f"SELECT {_select(conn, table, columns)} FROM {table} WHERE session_id = ?"
                                   f" ORDER BY {order}", (session_id,)):
-            item = dict(child)
+            item = _drop_defaults(table, dict(child))
             for column in json_columns:
-                if item[column] is not None:
+                if item.get(column) is not None:
                     item[column] = json.loads(item[column])
             items.append(item)
         bundle[table] = items
@@ -260,8 +275,11 @@ def read_bundle(path: Path) -> dict[str, Any]:
 
 
 def load_bundle(target: Target, bundle: dict[str, Any], report: Report, *, on_conflict: str,
-                label: str) -> str:
-    """Insert (or replace, or rename) one session bundle; returns what happened."""
+                label: str, continued: bool = False) -> str:
+    """Insert (or replace, or rename) one session bundle; returns what happened.
+
+    `continued` (merge): a copy of the session that continues the target's (same_session.extends)
+    replaces it, and one the target's continues is left out; neither is a conflict."""
     session = dict(bundle["session"])
     sid = session["session_id"]
     counts = row_counts(bundle)
@@ -278,8 +296,23 @@ def load_bundle(target: Target, bundle: dict[str, Any], report: Report, *, on_co
                 for _ in range(counts[table]):
                     t.skip("session already in the target, identical")
             return "unchanged"
+        why = ""
+        if continued:
+            if extends(current, bundle) is None:
+                for table, t in tables.items():
+                    for _ in range(counts[table]):
+                        t.skip("the target has this session further along (this copy is where it was earlier)")
+                return "unchanged (the target's copy continues this one)"
+            difference = extends(bundle, current)
+            if difference is None:
+                _delete_core(conn, sid, domain=bundle.get("format_version") == 2)
+                _insert(target, bundle, tables, update=True)
+                grown = sum(counts.values()) - sum(row_counts(current).values())
+                rows = f"{grown:+d} row{'' if abs(grown) == 1 else 's'}"
+                return f"continued (this copy continues the target's: {rows}; the longer one is kept)"
+            why = f" ({difference})"
         if on_conflict == "skip":
-            report.violation("sessions", sid, f"{label}: a different session with this id exists",
+            report.violation("sessions", sid, f"{label}: a different session with this id exists{why}",
                              "skipped (use --replace, or merge --on-conflict rename)")
             for table, t in tables.items():
                 for _ in range(counts[table]):
@@ -288,7 +321,7 @@ def load_bundle(target: Target, bundle: dict[str, Any], report: Report, *, on_co
         if on_conflict == "rename":
             digest = hashlib.sha256(dumps(bundle).encode()).hexdigest()[:8]
             new_id = f"{sid}.m{digest}"[-128:]
-            report.violation("sessions", sid, f"{label}: a different session with this id exists",
+            report.violation("sessions", sid, f"{label}: a different session with this id exists{why}",
                              f"incoming session imported as {new_id} (id + hash of its content: deterministic)")
             renamed = {**bundle, "session": {**session, "session_id": new_id}}
             if conn.execute("SELECT 1 FROM sessions WHERE session_id = ?", (new_id,)).fetchone():
@@ -339,7 +372,7 @@ def _insert(target: Target, bundle: dict[str, Any], tables: dict[str, Any], *, u
     session = dict(bundle["session"])
     sid = session["session_id"]
     session["metadata"] = canonical_json(session.get("metadata") or {})
-    row = {c: session.get(c) for c in SESSION_COLUMNS}
+    row = {c: session.get(c, _default("sessions", c)) for c in SESSION_COLUMNS}
     if update:
         sets = ", ".join(f"{c} = ?" for c in SESSION_COLUMNS if c != "session_id")
         target.db.execute(f"UPDATE sessions SET {sets} WHERE session_id = ?",

@@ -63,8 +63,9 @@ def _parser(command: str) -> argparse.ArgumentParser:
     elif command == "merge":
         parser.add_argument("sources", nargs="+", metavar="DB", help="Baton or BAZINGA databases to fold in.")
         parser.add_argument("--on-conflict", choices=["rename", "skip", "replace"], default="rename",
-                            help="A session id that exists with different content: rename the incoming one "
-                                 "to ID~<content hash> (default), skip it, or replace the existing one.")
+                            help="A session id that exists with other content that does not continue it (nor "
+                                 "it the incoming one): rename the incoming one to ID.m<8 hex of its content hash> "
+                                 "(default), skip it, or replace the existing one.")
         parser.add_argument("--local-offset", metavar="+HH:MM", help="As for `import bazinga`.")
         _common(parser)
     return parser

@@ -4,12 +4,15 @@ Each source is opened read-only and merged in its own transaction, in the order 
 - A BAZINGA database goes through exactly the `import bazinga` path (same ledger, so merging it
   twice, or merging it after importing it, imports nothing new).
 - A Baton database is read session by session as bundles (see bundle.py). A session id that is
-  not in the target is inserted; an identical session is left alone; a *different* session with
-  the same id is a conflict, resolved by `--on-conflict`:
+  not in the target is inserted; an identical session is left alone; a copy that continues the
+  target's (or that the target's continues: same_session.py) is the same session, and the longer
+  one is kept. Any other session with the same id is a conflict, reported with the first
+  difference and resolved by `--on-conflict`:
     rename (default): the incoming session becomes `<id>.m<first 8 hex of sha256(bundle)>`, a
       name that depends only on its content, so merging again finds it and does nothing;
     skip: reported and left out;  replace: the incoming session replaces the target's.
   Every conflict is listed in the report (and is fatal with --strict).
+- A Baton database's learning (error patterns, strategies) is merged by project: see learning_merge.py.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from baton.errors import InvalidInput
 from baton.transfer.bazinga import BazingaImport, Options, count_rows, is_bazinga
 from baton.transfer.bundle import CHILDREN, DOMAIN_TABLES, export_session, load_bundle
 from baton.transfer.common import Target, open_source, parse_offset, sha256_file
+from baton.transfer.learning_merge import merge_learning
 from baton.transfer.report import Report, progress
 
 
@@ -64,9 +68,10 @@ def _merge_baton(src: sqlite3.Connection, path: Path, db: Path, args: Any) -> Re
         with progress(len(ids), f"merging {path}") as advance:
             for sid in ids:
                 outcome = load_bundle(target, export_session(src, sid), report, on_conflict=args.on_conflict,
-                                      label=str(path))
+                                      label=str(path), continued=True)
                 report.note(f"{sid}: {outcome}")
                 advance(1)
         for table in ("sessions", *CHILDREN, *DOMAIN_TABLES):
             report.table(table, table).target_after = target.count(table)
+        merge_learning(src, target, report)
         return finish(report, target, strict=args.strict)
