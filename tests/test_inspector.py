@@ -1,8 +1,10 @@
 """A real external client: the MCP Inspector CLI (`@modelcontextprotocol/inspector`, node) drives `baton serve`.
 
 Each call starts the Inspector with `npx`, which spawns a fresh `baton serve` on the test's
-database, so state carries from call to call through the file. The Inspector's exit codes are
-part of what is checked: 0 ok, 5 tool error or unknown tool, 6 `--strict` schema findings.
+database, so state carries from call to call through the file; the HTTP cases instead point the
+Inspector at one `baton serve --transport http` process, with the key in an `Authorization`
+header. The Inspector's exit codes are part of what is checked: 0 ok, 5 tool error or unknown
+tool, 6 `--strict` schema findings, 3 a 401 it cannot answer without interactive OAuth.
 In CI (CI=true) these tests must run: a missing npx is a failure, not a skip.
 """
 
@@ -11,15 +13,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from baton.tools import catalog
-from tests.helpers import ROOT
+from tests.helpers import ROOT, cli_json
+from tests.test_http import ServerProcess, http_process
 
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
 
@@ -46,6 +52,7 @@ def inspector(npx: str, *args: str) -> tuple[int, Any, str]:
     proc = subprocess.run(
         [npx, "--yes", INSPECTOR, "--cli", *args, "--format", "json"],
         env=_environment(), capture_output=True, text=True, timeout=180, check=False, cwd=ROOT,
+        stdin=subprocess.DEVNULL,  # no TTY: on a 401 the Inspector would otherwise start an interactive OAuth login
     )
     try:
         payload = json.loads(proc.stdout) if proc.stdout.strip() else None
@@ -141,3 +148,58 @@ def test_root_mcp_json_works_as_the_inspector_config(npx: str, tmp_path: Path) -
     code, payload, stderr = inspector(npx, *common, "--method", "tools/call", "--tool-name", "health", "-q")
     assert code == 0, stderr[-2000:]
     assert payload["result"]["structuredContent"]["db_path"] == str(db) and db.exists()
+
+
+# -- over streamable HTTP, against a server the Inspector did not spawn ------------------------------
+
+
+@pytest.fixture
+def http_server(db_path: Path, tmp_path: Path) -> Iterator[ServerProcess]:
+    with http_process(db_path, tmp_path) as server:
+        yield server
+
+
+def over_http(npx: str, server: ServerProcess, key: str | None, *args: str) -> tuple[int, Any, str]:
+    """The Inspector CLI against `server`/mcp, sending `key` the way docs/http.md shows it."""
+    header = ["--header", f"Authorization: Bearer {key}"] if key is not None else []
+    return inspector(npx, f"{server.url}/mcp", "--transport", "http", *header, *args)
+
+
+@pytest.mark.slow
+def test_inspector_over_http_lists_and_calls_tools_as_the_keys_agent(npx: str, db_path: Path,
+                                                                     http_server: ServerProcess) -> None:
+    """With a write key in the header: tools/list --strict has no findings, a write succeeds and is
+    audited as the key's agent over http."""
+    key = cli_json(db_path, "keys", "create", "--agent-id", "inspector-bot")
+    code, payload, stderr = over_http(npx, http_server, key["key"], "--method", "tools/list", "--strict")
+    findings = [line for line in stderr.splitlines() if line.startswith(("Warning: tool", "Error: tool"))]
+    assert code == 0 and findings == [], stderr[-4000:]
+    assert {tool["name"] for tool in payload["result"]["tools"]} == {
+        op.name for op in catalog().values() if op.profile == "core"}
+
+    code, payload, stderr = over_http(npx, http_server, key["key"], "--method", "tools/call", "--tool-name",
+                                      "create-session", "--tool-args-json",
+                                      json.dumps({"session_id": "insp-http", "requirements": "over HTTP"}), "-q")
+    assert code == 0, stderr[-2000:]
+    assert payload["result"]["structuredContent"]["created"] is True
+    audit = cli_json(db_path, "audit", "--session", "insp-http")["items"]
+    assert [(row["agent_id"], row["key_id"], row["via"], row["tool"]) for row in audit] == [
+        ("inspector-bot", key["key_id"], "http", "create-session")]
+
+
+@pytest.mark.slow
+def test_inspector_over_http_without_a_key_or_beyond_its_scope_is_refused(npx: str, db_path: Path,
+                                                                          http_server: ServerProcess) -> None:
+    """No header: the 401 stops the Inspector (exit 3, it would need interactive OAuth); a read key's
+    write is the tool error `forbidden` (exit 5). Neither writes anything."""
+    reader = cli_json(db_path, "keys", "create", "--agent-id", "reader", "--scopes", "read")
+    code, payload, stderr = over_http(npx, http_server, None, "--method", "tools/list", "-q")
+    assert code == 3 and payload is None, stderr[-2000:]
+    assert json.loads(stderr.strip().splitlines()[-1])["error"]["code"] == "auth_required"
+
+    code, payload, stderr = over_http(npx, http_server, reader["key"], "--method", "tools/call", "--tool-name",
+                                      "create-session", "--tool-args-json", json.dumps({"requirements": "x"}), "-q")
+    assert code == 5 and payload["result"]["isError"] is True, stderr[-2000:]
+    assert payload["result"]["content"][0]["text"].startswith("Error executing tool create-session: forbidden: ")
+    with closing(sqlite3.connect(db_path)) as conn:
+        assert conn.execute("SELECT count(*) FROM sessions").fetchone()[0] == 0
