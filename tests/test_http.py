@@ -451,6 +451,32 @@ async def test_two_workers_serve_the_same_database(tmp_path: Path, db_path: Path
     assert count == 8 * (batch + 1)
 
 
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+async def test_workers_stop_when_the_parent_is_killed(tmp_path: Path, db_path: Path) -> None:
+    """SIGKILL of the --workers parent: its workers notice and stop instead of serving on, unsupervised."""
+    key = cli_json(db_path, "keys", "create", "--agent-id", "alice")["key"]
+    with http_process(db_path, tmp_path, "--workers", "2") as server:
+        pids: set[int] = set()
+        with anyio.fail_after(60):
+            while len(pids) < 2:
+                async with httpx2.AsyncClient() as http:
+                    pids.add(tool_result(await post(http, server.url, "health", {}, key))["structuredContent"]["pid"])
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(timeout=10)
+        with anyio.fail_after(20):
+            while any(_running(pid) for pid in pids):
+                await anyio.sleep(0.2)
+
+
 @pytest.mark.slow
 async def test_sigterm_during_in_flight_calls_loses_no_acknowledged_write(tmp_path: Path, db_path: Path) -> None:
     """8 clients writing through 2 workers; SIGTERM mid-load: every write acknowledged with 200 is in the file,

@@ -282,7 +282,27 @@ def create_app() -> ASGIApp:
 
     settings = HttpSettings.from_env()
     configure_logging(settings.log_level)
+    _stop_when_orphaned()
     return build_app(settings)
+
+
+def _stop_when_orphaned(interval_s: float = 1.0) -> None:
+    """SIGTERM this worker once its parent is gone: a `kill -9` of `baton serve --workers N` left its
+    workers listening and answering on the port with nobody to stop them (systemd and containers kill
+    the whole group, a shell does not). A thread, because the check must run even while the event
+    loop is busy, and `getppid()` is the portable way to see the parent go."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        log.warning("the parent `baton serve` process is gone; this worker stops")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="baton-parent-watch", daemon=True).start()
 
 
 def uvicorn_options(settings: HttpSettings) -> dict[str, Any]:
