@@ -473,7 +473,7 @@ async def test_workers_stop_when_the_parent_is_killed(tmp_path: Path, db_path: P
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait(timeout=10)
         with anyio.fail_after(20):
-            while any(_running(pid) for pid in pids):
+            while any(_running(pid) for pid in pids):  # noqa: ASYNC110 (other processes: nothing to await)
                 await anyio.sleep(0.2)
 
 
