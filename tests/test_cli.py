@@ -15,7 +15,7 @@ from mcp.client.stdio import StdioServerParameters
 
 from baton.store import Store
 from tests.core_helpers import dump_tables, ok, run_cli_at_once
-from tests.helpers import call, cli_env, cli_json, serve_command
+from tests.helpers import call, cli_env, cli_json, run_cli, serve_command
 
 
 def _error(proc: subprocess.CompletedProcess[str]) -> dict[str, str]:
@@ -217,3 +217,48 @@ def test_an_explicit_db_in_a_missing_directory_or_a_url_is_refused(tmp_path: Pat
         assert error["code"] == "invalid" and "secret" not in error["message"], error
         assert ("does not exist" in error["message"]) or ("URL" in error["message"]), error
     assert sorted(p.name for p in tmp_path.iterdir()) == [], "a refused path created files"
+
+
+def test_flag_mistakes_and_unknown_commands_are_json_errors_with_a_suggestion(db_path: Path) -> None:
+    """A misspelt flag or command is the same JSON `invalid` error (exit 2) as other bad input, with did-you-mean."""
+    flag = run_cli(db_path, "create-session", "--requirements", "r", "--sesion-id", "x")
+    command = run_cli(db_path, "helth")
+    assert (flag.returncode, command.returncode) == (2, 2)
+    assert "did you mean --session-id?" in _error(flag)["message"]
+    assert "did you mean 'health'?" in _error(command)["message"]
+    assert not db_path.exists()
+
+
+def test_json_parameters_from_a_file_or_stdin(db_path: Path, tmp_path: Path) -> None:
+    """`--json @FILE` and `--json -` carry a batch too large for a command line (600 KB here)."""
+    cli_json(db_path, "create-session", "--session-id", "s", "--requirements", "r")
+    entries = [{"agent_type": "developer", "content": "x" * 3000} for _ in range(200)]
+    batch = tmp_path / "batch.json"
+    batch.write_text(json.dumps({"session_id": "s", "entries": entries}))
+    from_file = cli_json(db_path, "log-interactions", "--json", f"@{batch}")
+    from_stdin = subprocess.run([sys.executable, "-m", "baton", "log-interactions", "--json", "-"],
+                                input=batch.read_text(), env=cli_env(db_path), capture_output=True, text=True,
+                                timeout=60, check=False)
+    assert from_stdin.returncode == 0, from_stdin.stderr
+    assert from_file["count"] == json.loads(from_stdin.stdout)["count"] == 200
+    missing = run_cli(db_path, "log-interactions", "--json", f"@{tmp_path / 'nope.json'}")
+    assert missing.returncode == 2 and "cannot read the file" in _error(missing)["message"]
+
+
+def test_a_read_only_command_does_not_create_a_database(tmp_path: Path) -> None:
+    """`baton health` (or any read) on a path with no database is not_found and creates nothing."""
+    proc = run_cli(tmp_path / "typo.db", "health")
+    assert proc.returncode == 3 and _error(proc)["code"] == "not_found"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_into_a_closed_pipe_ends_quietly(db_path: Path) -> None:
+    """`baton ... | head` closing early: no BrokenPipeError traceback on stderr."""
+    cli_json(db_path, "create-session", "--session-id", "s", "--requirements", "r" * 100_000)
+    proc = subprocess.Popen([sys.executable, "-m", "baton", "get-session", "--session-id", "s", "--max-chars", "20000"],
+                            env=cli_env(db_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader goes away before the output is written
+    with proc.stderr:
+        stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and "Traceback" not in stderr, stderr

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import logging
+import os
+import re
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from baton import __version__
-from baton.errors import BatonError, InvalidInput
+from baton.errors import BatonError, InvalidInput, NotFound
 from baton.operations import Operation, field_takes_json
 
 if TYPE_CHECKING:
@@ -50,11 +54,26 @@ def _add_db_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class JsonErrorParser(argparse.ArgumentParser):
+    """An operation's parser: a mistake in the flags is the same JSON error (exit 2) as any other invalid input,
+    with the closest flag suggested, not argparse's usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        unknown = re.search(r"unrecognized arguments: (\S+)", message)
+        if unknown:
+            flags = [flag for action in self._actions for flag in action.option_strings]
+            close = difflib.get_close_matches(unknown.group(1).split("=")[0], flags, n=1)
+            if close:
+                message += f" (did you mean {close[0]}?)"
+        sys.exit(_fail(InvalidInput(f"{message}; see `{self.prog} --help`")))
+
+
 def _operation_parser(op: Operation, prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"{prog} {op.name}", description=op.description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = JsonErrorParser(prog=f"{prog} {op.name}", description=op.description,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_db_option(parser)
-    parser.add_argument("--json", dest="_json", metavar="OBJECT", help="All parameters as one JSON object.")
+    parser.add_argument("--json", dest="_json", metavar="OBJECT",
+                        help="All parameters as one JSON object; @FILE reads it from a file, - from stdin.")
     for name, field in op.input_model.model_fields.items():
         flags = [f"--{name.replace('_', '-')}"] + ([f"--{name}"] if "_" in name else [])
         kind = "JSON" if field_takes_json(field.annotation) else "TEXT"
@@ -77,8 +96,9 @@ def _arguments(op: Operation, namespace: argparse.Namespace) -> dict[str, Any]:
     values = vars(namespace)
     arguments: dict[str, Any] = {}
     if values.get("_json"):
+        text = _json_text(values["_json"])
         try:
-            loaded = json.loads(values["_json"])
+            loaded = json.loads(text)
         except ValueError as exc:
             raise InvalidInput(f"--json is not valid JSON: {exc}") from None
         if not isinstance(loaded, dict):
@@ -94,6 +114,18 @@ def _arguments(op: Operation, namespace: argparse.Namespace) -> dict[str, Any]:
                 raw = json.loads(raw)
         arguments[name] = raw
     return arguments
+
+
+def _json_text(value: str) -> str:
+    """`--json` inline, `@FILE` or `-` (stdin): a large batch does not fit a command line ("Argument list too long")."""
+    if value == "-":
+        return sys.stdin.read()
+    if value.startswith("@"):
+        try:
+            return Path(value[1:]).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"--json {value}: cannot read the file ({exc})") from None
+    return value
 
 
 def _fail(exc: BatonError) -> int:
@@ -113,8 +145,15 @@ def run_operation(op: Operation, argv: Sequence[str], prog: str) -> int:
         arguments = _arguments(op, namespace)
         op.parse(arguments)  # bad input is reported before the database is even opened
 
+        db_path = resolve_db_path(getattr(namespace, "db", None))
+        if op.read_only and db_path.parent.is_dir() and not db_path.exists():
+            raise NotFound(
+                f"no Baton database at {db_path} yet, and {op.name} only reads, so it does not create one: check "
+                "--db / BATON_DB, or create it with a write (e.g. `baton create-session`) or `baton serve`"
+            )
+
         async def execute() -> str:
-            async with await Store.open(resolve_db_path(getattr(namespace, "db", None))) as store:
+            async with await Store.open(db_path) as store:
                 with calling(local_caller("cli"), op.name, arguments):
                     result = await op.run(store, arguments)
             return result.model_dump_json(indent=2 if sys.stdout.isatty() else None)
@@ -122,8 +161,17 @@ def run_operation(op: Operation, argv: Sequence[str], prog: str) -> int:
         output = anyio.run(execute)
     except BatonError as exc:
         return _fail(exc)
-    print(output)
+    _print_stdout(output)
     return 0
+
+
+def _print_stdout(text: str) -> None:
+    """Print; a reader that went away (`| head`) ends the output quietly instead of with a traceback."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def configure_logging(level: str) -> None:
@@ -234,4 +282,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     if parsed.command is None:
         parser.print_help()
         sys.exit(0)
-    parser.error(f"unknown command {parsed.command!r}")
+    close = difflib.get_close_matches(parsed.command, [*COMMANDS, *catalog()], n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; `{prog} --help` lists the commands"
+    sys.exit(_fail(InvalidInput(f"unknown command {parsed.command!r}{hint}")))
