@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from baton.errors import InvalidInput
@@ -60,6 +61,21 @@ async def test_hits_have_snippets_and_the_best_match_comes_first(store: Store) -
     page = await op(store, "search", query="migration", snippet_words=8)
     assert [hit["id"] for hit in page["items"]] == [best["log_id"], best["log_id"] - 1]
     assert "[migration]" in page["items"][0]["snippet"] and len(page["items"][1]["snippet"]) < 120
+
+
+async def test_a_word_repeated_through_a_long_log_is_found_quickly_with_a_snippet(store: Store) -> None:
+    """40,000 repeats of the searched word in one log (FTS5's snippet() took 10 s, growing with the square),
+    a repeated query word, and a long row with one late match: each answers at once with a bracketed snippet."""
+    await op(store, "create-session", session_id="s1", requirements="r")
+    await op(store, "log-interaction", session_id="s1", agent_type="developer", content="word " * 40_000)
+    late = await op(store, "log-interaction", session_id="s1", agent_type="developer",
+                    content="filler " * 5_000 + "the migrations ran")
+    with anyio.fail_after(5):  # generous: linear work is milliseconds here
+        repeated = await op(store, "search", query="word " * 40, snippet_words=8)
+        migration = await op(store, "search", query="migration", snippet_words=8)
+    assert len(repeated["items"]) == 1 and repeated["items"][0]["snippet"].startswith("[word] [word]")
+    assert [hit["id"] for hit in migration["items"]] == [late["log_id"]]
+    assert "[migrations] ran" in migration["items"][0]["snippet"]
 
 
 async def test_updates_and_deletes_keep_the_index_in_sync(store: Store, db_path: Path) -> None:

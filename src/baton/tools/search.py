@@ -22,13 +22,18 @@ Kind = Literal["interaction", "reasoning", "criterion", "context_package"]
 # A snippet is a few words, but one "word" can be a megabyte of base64: cap it in characters too.
 SNIPPET_CHARS = 1000
 _WORD = re.compile(r"[\w]+", re.UNICODE)
+# FTS5's snippet() costs the square of the matches in the row (40,000 repeats of a word in one 200 KB
+# log took 10 s, and cannot be interrupted). Rows longer than this get a snippet built here instead,
+# from the start of the text: linear, and a near match (prefix of the stemmed word) is good enough.
+SQL_SNIPPET_MAX_CHARS = 8000
+HEAD_CHARS = 100_000
 
 
 def fts_query(text: str) -> str:
     """Plain words as an FTS5 query: every word must occur (prefix match on the last one).
 
     Punctuation is dropped, so user text never becomes FTS5 syntax (quotes, AND/OR/NEAR, `-`, `:`)."""
-    words = _WORD.findall(text)
+    words = list(dict.fromkeys(_WORD.findall(text)))  # a repeated word multiplies snippet()'s cost, adds nothing
     if not words:
         raise InvalidInput("query has no words to search for")
     quoted = [f'"{w}"' for w in words[:32]]
@@ -98,7 +103,10 @@ async def search(store: Store, args: SearchInput) -> Page[SearchHit]:
             rows = await fetch_all(
                 conn,
                 "SELECT i.rowid, i.kind, i.source_id, i.session_id, s.project, i.agent_type, i.group_id,"
-                " snippet(search_index, 0, '[', ']', '…', ?) AS snippet"
+                f" CASE WHEN length(i.content) <= {SQL_SNIPPET_MAX_CHARS}"
+                "  THEN snippet(search_index, 0, '[', ']', '…', ?) END AS snippet,"
+                f" CASE WHEN length(i.content) > {SQL_SNIPPET_MAX_CHARS} THEN substr(i.content, 1, {HEAD_CHARS}) END"
+                " AS head"
                 " FROM search_index i JOIN sessions s ON s.session_id = i.session_id"
                 f" WHERE search_index MATCH ? AND i.rowid IN ({marks})",
                 (args.snippet_words, params["query"], *(rowid for rowid, _ in page)),
@@ -106,7 +114,9 @@ async def search(store: Store, args: SearchInput) -> Page[SearchHit]:
             details = {row["rowid"]: row for row in rows}
     hits = [
         SearchHit(kind=r["kind"], id=r["source_id"], session_id=r["session_id"], project=r["project"],
-                  agent_type=r["agent_type"], group_id=r["group_id"], snippet=r["snippet"][:SNIPPET_CHARS],
+                  agent_type=r["agent_type"], group_id=r["group_id"],
+                  snippet=(r["snippet"] if r["head"] is None else
+                           text_snippet(r["head"], args.query, args.snippet_words))[:SNIPPET_CHARS],
                   score=score)
         for rowid, score in page
         if (r := details.get(rowid)) is not None
@@ -115,3 +125,24 @@ async def search(store: Store, args: SearchInput) -> Page[SearchHit]:
     items, over = fit_to_budget(hits)
     more = over or more
     return Page[SearchHit](items=items, next_cursor=next_page(offset, len(items), more), truncated=over)
+
+
+def text_snippet(text: str, query: str, words: int) -> str:
+    """A snippet like FTS5's (`words` words around the first match, matches in [ ]) for a long row, in one
+    pass. A word matches when it starts with a query word's first letters (a stand-in for the stemmer)."""
+    stems = tuple(w.lower()[: max(3, len(w) - 2)] for w in dict.fromkeys(_WORD.findall(query)))
+    tokens = list(_WORD.finditer(text))
+    first = next((n for n, m in enumerate(tokens) if m.group().lower().startswith(stems)), 0)
+    start = max(0, first - words // 4)
+    window = tokens[start:start + words]
+    if not window:
+        return ""
+    parts = []
+    for n, match in enumerate(window):
+        if n:
+            parts.append(text[window[n - 1].end():match.start()])
+        word = match.group()
+        parts.append(f"[{word}]" if word.lower().startswith(stems) else word)
+    lead = "…" if start > 0 else ""
+    tail = "…" if start + words < len(tokens) else ""
+    return lead + "".join(parts) + tail
