@@ -273,7 +273,8 @@ async def save_reasoning(store: Store, args: SaveReasoningInput) -> LogWritten:
 
 class SaveEventInput(Input):
     session_id: SessionId
-    event_type: Annotated[Text, Field(max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$", description="e.g. merge_result.")]
+    # Not `Text`: a pattern after its AfterValidator is enforced but left out of the published schema.
+    event_type: Annotated[str, Field(max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$", description="e.g. merge_result.")]
     payload: dict[str, Any] = Field(description="The event's data.")
     group_id: GroupScope | None = None
     idempotency_key: IdempotencyKey | None = None
