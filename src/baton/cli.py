@@ -44,6 +44,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("baton.maintenance", "Integrity and foreign-key checks, schema version, sizes."),
     "prune": ("baton.maintenance", "Delete old sessions' logs (dry run unless --yes)."),
     "vacuum": ("baton.maintenance", "Rebuild the file to reclaim free space."),
+    "config": ("baton.client_config", "Client config for this install (claude-code | vscode | copilot | inspector)."),
+    "doctor": ("baton.doctor", "Check the install, database and client configs; --find-databases DIR."),
 }
 
 
