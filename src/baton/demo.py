@@ -107,8 +107,9 @@ async def _run(db_path: str, as_json: bool) -> int:
 
 NEXT_STEPS = """
 The demo's session was {fate}.
-Next: connect an MCP client (README "Configure a client"). `baton` may not be on your PATH: in a
-client's configuration use the command {command} with args ["serve"]."""
+Next: connect an MCP client (README "Configure your client"; `baton config claude-code`, `vscode`, `copilot`
+or `inspector` prints a ready block). `baton` may not be on your PATH: in a client's configuration use the
+command {command} with args ["serve"]."""
 
 
 def _baton_command() -> str:
