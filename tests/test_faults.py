@@ -35,7 +35,7 @@ def test_missing_database_in_a_read_only_directory_is_a_clear_error(tmp_path: Pa
     db_path = directory / "baton.db"
     with read_only_mount(directory):
         served = run_serve(db_path)
-        cli = run_cli(db_path, "list-sessions")
+        cli = run_cli(db_path, "create-session", "--requirements", "r")  # a write: it would create the file
         assert not db_path.exists()
     for proc in (served, cli):
         error = stderr_error(proc.stderr)

@@ -189,6 +189,11 @@ _COLD_START = """
 import logging, sys
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(name)s: %(message)s")
 from baton.cli import main
+try:  # a write: a read-only command does not create a missing database
+    main(["create-session", "--db", sys.argv[1], "--requirements", "cold start"])
+except SystemExit as exit:
+    if exit.code:
+        raise
 main(["health", "--db", sys.argv[1]])
 """
 
@@ -202,7 +207,7 @@ def test_concurrent_cold_starts_migrate_once_and_all_succeed(tmp_path: Path) -> 
     assert [proc.returncode for proc in procs] == [0] * 5, [err for _, err in outputs]
     applied = [line for _, err in outputs for line in err.splitlines() if "applied migration" in line]
     assert sorted(applied) == sorted(f"baton.migrations: applied migration {m.name}" for m in load_migrations())
-    healths = [json.loads(out) for out, _ in outputs]
+    healths = [json.loads(out.splitlines()[-1]) for out, _ in outputs]
     assert {h["schema_version"] for h in healths} == {latest_version()}
     assert {h["db_path"] for h in healths} == {str(db)}
     assert _backups(db) == []
